@@ -1,0 +1,247 @@
+//! Launches a real Envoy with the built filter on loopback: ports chosen by Envoy itself and read
+//! back from its admin API, `--concurrency 2` by default, log kept, process always stopped.
+
+use crate::paths::{envoy_binary, filter_wasm};
+use serde_json::{json, Value};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+/// The request header the shipped configs route on.
+pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
+
+/// What to run: the filter's JSON configuration and the upstream clusters (name, loopback port).
+#[derive(Debug, Clone)]
+pub struct EnvoySetup {
+    pub filter_config: Value,
+    pub clusters: Vec<(String, u16)>,
+    pub concurrency: u32,
+    pub buffer_limit_bytes: u32,
+}
+
+impl EnvoySetup {
+    pub fn new(filter_config: Value, clusters: &[(&str, u16)]) -> Self {
+        EnvoySetup {
+            filter_config,
+            clusters: clusters.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
+            concurrency: 2,
+            buffer_limit_bytes: 8 * 1024 * 1024,
+        }
+    }
+
+    /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`.
+    pub fn bootstrap(&self, wasm: &Path) -> Value {
+        let clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .map(|(name, port)| {
+                json!({
+                    "name": name, "type": "STATIC", "connect_timeout": "2s",
+                    "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [ { "endpoint": {
+                        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } } ] } ] }
+                })
+            })
+            .collect();
+        json!({
+            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+            "static_resources": {
+                "listeners": [ {
+                    "name": "ai_gateway",
+                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+                    "per_connection_buffer_limit_bytes": self.buffer_limit_bytes,
+                    "filter_chains": [ { "filters": [ {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "ai_gateway",
+                            "codec_type": "AUTO",
+                            "route_config": { "name": "models", "virtual_hosts": [ {
+                                "name": "models", "domains": ["*"],
+                                "routes": [ { "match": { "prefix": "/" },
+                                              "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" } } ] } ] },
+                            "http_filters": [
+                                {
+                                    "name": "ai_gateway",
+                                    "typed_config": {
+                                        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                                        "config": {
+                                            "name": "ai_gateway", "root_id": "ai_gateway",
+                                            "allow_on_headers_stop_iteration": true,
+                                            "failure_policy": "FAIL_CLOSED",
+                                            "vm_config": {
+                                                "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
+                                                "code": { "local": { "filename": wasm } }
+                                            },
+                                            "configuration": {
+                                                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                                "value": self.filter_config.to_string()
+                                            }
+                                        }
+                                    }
+                                },
+                                { "name": "envoy.filters.http.router", "typed_config": {
+                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }
+                            ]
+                        }
+                    } ] } ]
+                } ],
+                "clusters": clusters
+            }
+        })
+    }
+}
+
+/// A running Envoy. Dropping it kills the process; so does the test process dying.
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    log_path: PathBuf,
+    _dir: TempDir,
+}
+
+fn envoy_command(config: &Path) -> Result<Command, String> {
+    let binary = envoy_binary();
+    if !binary.exists() {
+        return Err(format!("no Envoy at {}: run ./scripts/test.sh (it installs Envoy)", binary.display()));
+    }
+    let mut command = Command::new(binary);
+    command.arg("-c").arg(config);
+    Ok(command)
+}
+
+/// Runs `envoy --mode validate -c FILE` (from the repository root, as the demo does).
+pub fn validate(config: &Path) -> Result<(), String> {
+    let output = envoy_command(config)?
+        .args(["--mode", "validate"])
+        .current_dir(crate::paths::repo_root())
+        .output()
+        .map_err(|e| format!("could not run Envoy: {e}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    if output.status.success() && text.contains(" OK") {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}
+
+impl Envoy {
+    pub fn start(setup: &EnvoySetup) -> Result<Envoy, String> {
+        let wasm = filter_wasm();
+        if !wasm.exists() {
+            return Err(format!("no filter at {}: run ./scripts/test.sh (it builds the .wasm)", wasm.display()));
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config_path = dir.path().join("envoy.json");
+        std::fs::write(&config_path, setup.bootstrap(&wasm).to_string()).map_err(|e| e.to_string())?;
+        Envoy::start_with(&config_path, setup.concurrency, dir)
+    }
+
+    /// Starts Envoy on an existing bootstrap file (its admin port must be 0 or free).
+    pub fn start_with(config_path: &Path, concurrency: u32, dir: TempDir) -> Result<Envoy, String> {
+        let log_path = dir.path().join("envoy.log");
+        let admin_path = dir.path().join("admin.txt");
+        let log = File::create(&log_path).map_err(|e| e.to_string())?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut command = envoy_command(config_path)?;
+        command
+            .args(["--concurrency", &concurrency.to_string(), "--disable-hot-restart", "--log-level", "info"])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .current_dir(crate::paths::repo_root())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill Envoy if we die first.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("could not start Envoy: {e}"))?;
+        let mut envoy = Envoy { child, port: 0, admin_port: 0, log_path, _dir: dir };
+        envoy.wait_ready(&admin_path)?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self, admin_path: &Path) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("Envoy exited with {status} while starting:\n{}", self.log()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("Envoy did not become ready in 60 s:\n{}", self.log()));
+            }
+            if self.admin_port == 0 {
+                let address = std::fs::read_to_string(admin_path).unwrap_or_default();
+                self.admin_port = address.trim().rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            }
+            if self.admin_port != 0 && http_get(self.admin_port, "/ready").is_some_and(|r| r.contains("LIVE")) {
+                let listeners = http_get(self.admin_port, "/listeners?format=json").unwrap_or_default();
+                let listeners: Value = serde_json::from_str(&listeners).unwrap_or(Value::Null);
+                let port = &listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"];
+                if let Some(port) = port.as_u64() {
+                    self.port = port as u16;
+                    return Ok(());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// A GET on the admin API (`/stats/prometheus`, `/memory`, ...).
+    pub fn admin(&self, path: &str) -> String {
+        http_get(self.admin_port, path).unwrap_or_default()
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 GET on loopback, for the admin API (Envoy refuses HTTP/1.0).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then(|| body_of(&response))
+}
+
+/// The body of a raw HTTP/1.1 response, de-chunked when the admin API sent it chunked.
+fn body_of(response: &str) -> String {
+    let Some((head, body)) = response.split_once("\r\n\r\n") else { return String::new() };
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return body.to_owned();
+    }
+    let mut rest = body;
+    let mut out = String::new();
+    while let Some((size_line, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size_line.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,6 @@
+//! Host-side harness for the ai-gateway filter: a mock model provider, a real-Envoy launcher and
+//! the helpers the end-to-end tests and the demo share.
+
+pub mod envoy;
+pub mod mock_upstream;
+pub mod paths;

@@ -1,0 +1,326 @@
+//! A mock model provider speaking OpenAI and Anthropic (JSON and SSE, with `usage`) that records
+//! every request it receives, so tests can see exactly what the gateway sent upstream.
+//!
+//! Usage is deterministic: 10 prompt tokens, and as many completion tokens as the request's
+//! `max_tokens` (or `max_completion_tokens`, `max_output_tokens`), 5 when none is given.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const PROMPT_TOKENS: u64 = 10;
+pub const DEFAULT_COMPLETION_TOKENS: u64 = 5;
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "method": self.method,
+            "path": self.path,
+            "headers": self.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+            "body": String::from_utf8_lossy(&self.body),
+        })
+    }
+}
+
+#[derive(Clone)]
+struct MockState {
+    name: Arc<str>,
+    records: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+/// A running mock provider; stops when dropped.
+pub struct MockUpstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    records: Arc<Mutex<Vec<RecordedRequest>>>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl MockUpstream {
+    /// Starts on a free loopback port. `name` is returned in every response's `x-mock-upstream`.
+    pub async fn start(name: &str) -> std::io::Result<MockUpstream> {
+        MockUpstream::start_on(name, "127.0.0.1:0").await
+    }
+
+    pub async fn start_on(name: &str, addr: &str) -> std::io::Result<MockUpstream> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let state = MockState { name: name.into(), records: records.clone() };
+        let app = Router::new().fallback(handle).with_state(state);
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = serve.await {
+                eprintln!("mock upstream stopped: {error}");
+            }
+        });
+        Ok(MockUpstream { name: name.to_owned(), addr, records, _shutdown: shutdown })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every model request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub fn last_request(&self) -> Option<RecordedRequest> {
+        self.requests().pop()
+    }
+}
+
+async fn handle(State(state): State<MockState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    if parts.method == "GET" && path == "/_mock/requests" {
+        let records = state.records.lock().map(|r| r.clone()).unwrap_or_default();
+        let list: Vec<Value> = records.iter().map(RecordedRequest::to_json).collect();
+        return respond(&state, StatusCode::OK, "application/json", Body::from(Value::from(list).to_string()));
+    }
+    let record = RecordedRequest {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect(),
+        body,
+    };
+    let request = record.json();
+    if let Ok(mut records) = state.records.lock() {
+        records.push(record);
+    }
+    let model = request["model"].as_str().unwrap_or("unknown").to_owned();
+    let stream = request["stream"].as_bool().unwrap_or(false);
+    let completion_tokens = ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|field| request[*field].as_u64())
+        .unwrap_or(DEFAULT_COMPLETION_TOKENS);
+    let text = format!("Hello from {}", state.name);
+    let answer = Answer { model: &model, text: &text, completion_tokens };
+    let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let (json_body, events) = match path.as_str() {
+        "/v1/chat/completions" => (answer.chat(), answer.chat_events(include_usage)),
+        "/v1/completions" => (answer.completion(), answer.completion_events(include_usage)),
+        "/v1/embeddings" => (answer.embeddings(), Vec::new()),
+        "/v1/responses" => (answer.response(), answer.response_events()),
+        "/v1/messages" => (answer.message(), answer.message_events()),
+        _ => {
+            let error =
+                json!({ "error": { "message": format!("mock: no route {path}"), "type": "invalid_request_error" } });
+            return respond(&state, StatusCode::NOT_FOUND, "application/json", Body::from(error.to_string()));
+        }
+    };
+    if stream && !events.is_empty() {
+        let chunks = events.into_iter().map(Ok::<_, Infallible>);
+        return respond(&state, StatusCode::OK, "text/event-stream", Body::from_stream(futures::stream::iter(chunks)));
+    }
+    respond(&state, StatusCode::OK, "application/json", Body::from(json_body.to_string()))
+}
+
+fn respond(state: &MockState, status: StatusCode, content_type: &'static str, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("content-type", HeaderValue::from_static(content_type));
+    if let Ok(name) = HeaderValue::from_str(&state.name) {
+        headers.insert("x-mock-upstream", name);
+    }
+    response
+}
+
+/// The content of one mock answer, rendered in each API's format.
+struct Answer<'a> {
+    model: &'a str,
+    text: &'a str,
+    completion_tokens: u64,
+}
+
+fn sse(event: Option<&str>, data: &Value) -> String {
+    match event {
+        Some(event) => format!("event: {event}\ndata: {data}\n\n"),
+        None => format!("data: {data}\n\n"),
+    }
+}
+
+impl Answer<'_> {
+    fn openai_usage(&self) -> Value {
+        json!({ "prompt_tokens": PROMPT_TOKENS, "completion_tokens": self.completion_tokens,
+                "total_tokens": PROMPT_TOKENS + self.completion_tokens })
+    }
+
+    fn words(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        for (i, word) in self.text.split(' ').enumerate() {
+            words.push(if i == 0 { word.to_owned() } else { format!(" {word}") });
+        }
+        words
+    }
+
+    fn chat(&self) -> Value {
+        json!({
+            "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000, "model": self.model,
+            "choices": [ { "index": 0, "message": { "role": "assistant", "content": self.text },
+                           "finish_reason": "stop", "logprobs": null } ],
+            "usage": self.openai_usage(),
+        })
+    }
+
+    fn chat_events(&self, include_usage: bool) -> Vec<String> {
+        let chunk = |delta: Value, finish: Value| {
+            json!({ "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                    "model": self.model, "choices": [ { "index": 0, "delta": delta, "finish_reason": finish } ] })
+        };
+        let mut events = vec![sse(None, &chunk(json!({ "role": "assistant", "content": "" }), Value::Null))];
+        events.extend(self.words().iter().map(|w| sse(None, &chunk(json!({ "content": w }), Value::Null))));
+        events.push(sse(None, &chunk(json!({}), json!("stop"))));
+        if include_usage {
+            events.push(sse(
+                None,
+                &json!({ "id": "chatcmpl-mock", "object": "chat.completion.chunk",
+                "created": 1_700_000_000, "model": self.model, "choices": [], "usage": self.openai_usage() }),
+            ));
+        }
+        events.push("data: [DONE]\n\n".to_owned());
+        events
+    }
+
+    fn completion(&self) -> Value {
+        json!({
+            "id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": self.model,
+            "choices": [ { "index": 0, "text": self.text, "finish_reason": "stop", "logprobs": null } ],
+            "usage": self.openai_usage(),
+        })
+    }
+
+    fn completion_events(&self, include_usage: bool) -> Vec<String> {
+        let chunk = |text: &str, finish: Value| {
+            json!({ "id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000, "model": self.model,
+                    "choices": [ { "index": 0, "text": text, "finish_reason": finish, "logprobs": null } ] })
+        };
+        let mut events: Vec<String> = self.words().iter().map(|w| sse(None, &chunk(w, Value::Null))).collect();
+        events.push(sse(None, &chunk("", json!("stop"))));
+        if include_usage {
+            events.push(sse(
+                None,
+                &json!({ "id": "cmpl-mock", "object": "text_completion", "created": 1_700_000_000,
+                "model": self.model, "choices": [], "usage": self.openai_usage() }),
+            ));
+        }
+        events.push("data: [DONE]\n\n".to_owned());
+        events
+    }
+
+    fn embeddings(&self) -> Value {
+        json!({
+            "object": "list", "model": self.model,
+            "data": [ { "object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3] } ],
+            "usage": { "prompt_tokens": PROMPT_TOKENS, "total_tokens": PROMPT_TOKENS },
+        })
+    }
+
+    fn response(&self) -> Value {
+        json!({
+            "id": "resp_mock", "object": "response", "created_at": 1_700_000_000, "status": "completed",
+            "model": self.model,
+            "output": [ { "type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+                          "content": [ { "type": "output_text", "text": self.text, "annotations": [] } ] } ],
+            "usage": { "input_tokens": PROMPT_TOKENS, "output_tokens": self.completion_tokens,
+                       "total_tokens": PROMPT_TOKENS + self.completion_tokens },
+        })
+    }
+
+    fn response_events(&self) -> Vec<String> {
+        let mut created = self.response();
+        created["status"] = json!("in_progress");
+        created["output"] = json!([]);
+        created["usage"] = Value::Null;
+        let mut events =
+            vec![sse(Some("response.created"), &json!({ "type": "response.created", "response": created }))];
+        events.extend(self.words().iter().map(|w| {
+            sse(
+                Some("response.output_text.delta"),
+                &json!({ "type": "response.output_text.delta",
+                "item_id": "msg_mock", "output_index": 0, "content_index": 0, "delta": w }),
+            )
+        }));
+        events.push(sse(
+            Some("response.completed"),
+            &json!({ "type": "response.completed", "response": self.response() }),
+        ));
+        events
+    }
+
+    fn message(&self) -> Value {
+        json!({
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": self.model,
+            "content": [ { "type": "text", "text": self.text } ],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": { "input_tokens": PROMPT_TOKENS, "output_tokens": self.completion_tokens },
+        })
+    }
+
+    fn message_events(&self) -> Vec<String> {
+        let start = json!({ "type": "message_start", "message": {
+            "id": "msg_mock", "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": null, "stop_sequence": null,
+            "usage": { "input_tokens": PROMPT_TOKENS, "output_tokens": 1 } } });
+        let mut events = vec![
+            sse(Some("message_start"), &start),
+            sse(
+                Some("content_block_start"),
+                &json!({ "type": "content_block_start", "index": 0,
+                "content_block": { "type": "text", "text": "" } }),
+            ),
+            sse(Some("ping"), &json!({ "type": "ping" })),
+        ];
+        events.extend(self.words().iter().map(|w| {
+            sse(
+                Some("content_block_delta"),
+                &json!({ "type": "content_block_delta", "index": 0,
+                "delta": { "type": "text_delta", "text": w } }),
+            )
+        }));
+        events.push(sse(Some("content_block_stop"), &json!({ "type": "content_block_stop", "index": 0 })));
+        events.push(sse(
+            Some("message_delta"),
+            &json!({ "type": "message_delta",
+            "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+            "usage": { "output_tokens": self.completion_tokens } }),
+        ));
+        events.push(sse(Some("message_stop"), &json!({ "type": "message_stop" })));
+        events
+    }
+}

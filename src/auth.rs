@@ -1,0 +1,99 @@
+//! API-key authentication: reads the client's key from its credential headers and finds it by digest.
+
+use crate::config::{Config, Digest, Key};
+use crate::ports::HeaderMap;
+use sha2::{Digest as _, Sha256};
+
+/// The headers a client may carry its key in (OpenAI, Anthropic and Azure SDKs respectively).
+/// All of them are removed before a request goes upstream.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    NotBearer,
+    Conflicting,
+    Unknown,
+}
+
+impl AuthError {
+    /// A message for the client; never contains the key.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthError::Missing => {
+                "No API key provided. Send it as `Authorization: Bearer KEY`, `x-api-key: KEY` or `api-key: KEY`."
+            }
+            AuthError::NotBearer => "The Authorization header must use the Bearer scheme: `Authorization: Bearer KEY`.",
+            AuthError::Conflicting => "Several different API keys were sent; send exactly one.",
+            AuthError::Unknown => "Incorrect API key provided.",
+        }
+    }
+}
+
+/// Reads the key from the credential headers. Several headers may carry it only if they agree.
+pub fn presented_key(headers: &dyn HeaderMap) -> Result<String, AuthError> {
+    let mut found: Option<String> = None;
+    for name in CREDENTIAL_HEADERS {
+        let Some(value) = headers.get(name) else { continue };
+        let key = if name == "authorization" {
+            let (scheme, rest) = value.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthError::NotBearer);
+            }
+            rest.trim().to_owned()
+        } else {
+            value.trim().to_owned()
+        };
+        match &found {
+            Some(previous) if *previous != key => return Err(AuthError::Conflicting),
+            _ => found = Some(key),
+        }
+    }
+    match found {
+        Some(key) if !key.is_empty() => Ok(key),
+        _ => Err(AuthError::Missing),
+    }
+}
+
+pub fn digest(key: &str) -> Digest {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Authenticates a request: the configured key (and its index) whose digest matches the presented key.
+pub fn authenticate<'c>(config: &'c Config, headers: &dyn HeaderMap) -> Result<(usize, &'c Key), AuthError> {
+    let key = presented_key(headers)?;
+    config.key_by_digest(&digest(&key)).ok_or(AuthError::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeHeaders, HeaderList};
+
+    #[test]
+    fn reads_the_key_from_any_credential_header() {
+        let cases: &[(HeaderList, Result<&str, AuthError>)] = &[
+            (&[("authorization", "Bearer sk-1")], Ok("sk-1")),
+            (&[("authorization", "bearer  sk-1 ")], Ok("sk-1")),
+            (&[("x-api-key", "sk-2")], Ok("sk-2")),
+            (&[("api-key", "sk-3")], Ok("sk-3")),
+            (&[("authorization", "Bearer sk-1"), ("x-api-key", "sk-1")], Ok("sk-1")),
+            (&[("authorization", "Bearer sk-1"), ("x-api-key", "sk-2")], Err(AuthError::Conflicting)),
+            (&[("x-api-key", "sk-1"), ("api-key", "sk-2")], Err(AuthError::Conflicting)),
+            (&[("authorization", "Basic abc")], Err(AuthError::NotBearer)),
+            (&[("authorization", "sk-1")], Err(AuthError::NotBearer)),
+            (&[("authorization", "Bearer ")], Err(AuthError::NotBearer)),
+            (&[("x-api-key", "")], Err(AuthError::Missing)),
+            (&[], Err(AuthError::Missing)),
+        ];
+        for (headers, expected) in cases {
+            let headers = FakeHeaders::new(headers);
+            assert_eq!(presented_key(&headers).as_deref().map_err(|e| *e), *expected, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn digest_is_sha256_hex_of_the_key() {
+        assert_eq!(hex::encode(digest("foo")), "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae");
+    }
+}

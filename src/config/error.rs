@@ -1,0 +1,87 @@
+//! Configuration errors: each names the offending field so Envoy's rejection message is actionable.
+
+use std::fmt;
+
+/// A configuration that cannot be loaded, with the path of the field at fault (`keys[0].sha256`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: Problem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Not valid JSON, an unknown field, a missing required field or a value of the wrong type.
+    Syntax(String),
+    NotUtf8,
+    BadKeyId(String),
+    DuplicateKeyId(String),
+    NoDigest,
+    BadDigest,
+    DuplicateDigest {
+        other_key: String,
+    },
+    UnknownModelInAllowList(String),
+    ZeroLimit,
+    UnknownUpstream(String),
+    RouteNeedsUpstreamOrTargets,
+    RouteHasBothUpstreamAndTargets,
+    NoTargets,
+    ZeroWeight,
+    WeightsTooLarge,
+    Empty,
+    BadHeaderName(String),
+    ReservedHeaderName(String),
+    BadHeaderValue,
+    ZeroCacheSetting,
+    NoModels,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, problem: Problem) -> Self {
+        ConfigError { field: field.into(), problem }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = if self.field.is_empty() { "(document)" } else { &self.field };
+        write!(f, "invalid ai-gateway configuration at `{field}`: ")?;
+        match &self.problem {
+            Problem::Syntax(detail) => write!(f, "{detail}"),
+            Problem::NotUtf8 => write!(f, "the configuration is not UTF-8 text"),
+            Problem::BadKeyId(id) => write!(f, "key id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"),
+            Problem::DuplicateKeyId(id) => write!(f, "key id {id:?} is used by more than one key"),
+            Problem::NoDigest => write!(f, "give at least one SHA-256 digest"),
+            Problem::BadDigest => write!(
+                f,
+                "not a SHA-256 digest: expected 64 lowercase hex characters (the digest, never the key itself)"
+            ),
+            Problem::DuplicateDigest { other_key } => {
+                write!(f, "this digest already belongs to key {other_key:?}")
+            }
+            Problem::UnknownModelInAllowList(name) => {
+                write!(f, "{name:?} is not a model in `models` (end an entry with `*` to match by prefix)")
+            }
+            Problem::ZeroLimit => write!(f, "limits must be positive integers"),
+            Problem::UnknownUpstream(name) => write!(f, "no upstream named {name:?} in `upstreams`"),
+            Problem::RouteNeedsUpstreamOrTargets => write!(f, "a model route needs `upstream` or `targets`"),
+            Problem::RouteHasBothUpstreamAndTargets => {
+                write!(f, "a model route has either `upstream` (and `model`) or `targets`, not both")
+            }
+            Problem::NoTargets => write!(f, "`targets` must not be empty"),
+            Problem::ZeroWeight => write!(f, "weights must be positive integers"),
+            Problem::WeightsTooLarge => write!(f, "the weights of one route must add up to at most 4294967295"),
+            Problem::Empty => write!(f, "must not be empty"),
+            Problem::BadHeaderName(name) => write!(f, "{name:?} is not a valid HTTP header name"),
+            Problem::ReservedHeaderName(name) => {
+                write!(f, "{name:?} is set by the gateway itself and cannot be configured here")
+            }
+            Problem::BadHeaderValue => write!(f, "header values must be printable text without line breaks"),
+            Problem::ZeroCacheSetting => write!(f, "must be a positive integer"),
+            Problem::NoModels => write!(f, "configure at least one model"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

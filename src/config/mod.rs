@@ -1,0 +1,351 @@
+//! The validated, pre-compiled configuration: digests indexed, routes resolved to upstream indices.
+
+mod error;
+mod raw;
+
+pub use error::{ConfigError, Problem};
+pub use raw::{Api, CacheScope, RawLimits as Limits};
+
+use raw::{RawCache, RawConfig, RawKey, RawRoute, RawUpstream};
+use std::collections::{BTreeMap, HashMap};
+
+/// The default request header the chosen cluster is written to.
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
+/// Headers the gateway owns; clients cannot send them and configs cannot set them.
+pub const GATEWAY_HEADER_PREFIX: &str = "x-ai-gateway-";
+
+/// A SHA-256 digest of an API key.
+pub type Digest = [u8; 32];
+
+#[derive(Debug)]
+pub struct Config {
+    keys: Vec<Key>,
+    key_by_digest: HashMap<Digest, usize>,
+    upstreams: Vec<Upstream>,
+    models: Vec<Model>,
+    model_by_name: HashMap<String, usize>,
+    pub cache: Option<CacheSettings>,
+    pub cluster_header: String,
+}
+
+#[derive(Debug)]
+pub struct Key {
+    pub id: String,
+    /// Per model index: may this key use it? `None`: every model.
+    allowed_models: Option<Vec<bool>>,
+    pub limits: Limits,
+}
+
+impl Key {
+    pub fn may_use(&self, model_index: usize) -> bool {
+        match &self.allowed_models {
+            None => true,
+            Some(allowed) => allowed.get(model_index).copied().unwrap_or(false),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub cluster: String,
+    pub api: Api,
+    pub authority: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A client-facing model name and the weighted targets it routes to.
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub total_weight: u32,
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub upstream: usize,
+    /// The model name sent upstream; `None` keeps the client's.
+    pub model: Option<String>,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub ttl_seconds: u64,
+    pub max_entries: u32,
+    pub max_entry_bytes: u32,
+    pub scope: CacheScope,
+}
+
+impl Config {
+    /// Parses and validates the JSON configuration document.
+    pub fn parse(document: &[u8]) -> Result<Config, ConfigError> {
+        let mut deserializer = serde_json::Deserializer::from_slice(document);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| ConfigError::new(e.path().to_string(), Problem::Syntax(e.inner().to_string())))?;
+        deserializer.end().map_err(|e| ConfigError::new("", Problem::Syntax(e.to_string())))?;
+        Config::validate(raw)
+    }
+
+    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let cluster_header = match raw.cluster_header {
+            None => DEFAULT_CLUSTER_HEADER.to_owned(),
+            Some(name) => checked_header_name("cluster_header", &name)?,
+        };
+        let (upstreams, upstream_index) = validate_upstreams(raw.upstreams, &cluster_header)?;
+        if raw.models.is_empty() {
+            return Err(ConfigError::new("models", Problem::NoModels));
+        }
+        let mut models = Vec::with_capacity(raw.models.len());
+        for (name, route) in raw.models {
+            let field = format!("models.{name}");
+            if name.is_empty() {
+                return Err(ConfigError::new(field, Problem::Empty));
+            }
+            let targets = validate_route(&field, route, &upstream_index)?;
+            let total_weight = targets
+                .iter()
+                .try_fold(0u32, |sum, t| sum.checked_add(t.weight))
+                .ok_or_else(|| ConfigError::new(format!("{field}.targets"), Problem::WeightsTooLarge))?;
+            models.push(Model { name, targets, total_weight });
+        }
+        let model_by_name: HashMap<String, usize> =
+            models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+
+        let mut keys = Vec::with_capacity(raw.keys.len());
+        let mut key_by_digest = HashMap::new();
+        let mut key_ids = HashMap::new();
+        for (i, raw_key) in raw.keys.into_iter().enumerate() {
+            let key = validate_key(i, raw_key, &models, &model_by_name, &mut key_by_digest, &keys)?;
+            if key_ids.insert(key.id.clone(), i).is_some() {
+                return Err(ConfigError::new(format!("keys[{i}].id"), Problem::DuplicateKeyId(key.id)));
+            }
+            keys.push(key);
+        }
+
+        let cache = raw.cache.map(validate_cache).transpose()?;
+        Ok(Config { keys, key_by_digest, upstreams, models, model_by_name, cache, cluster_header })
+    }
+
+    /// The key with this digest, and its index for [`Config::key`].
+    pub fn key_by_digest(&self, digest: &Digest) -> Option<(usize, &Key)> {
+        let index = *self.key_by_digest.get(digest)?;
+        self.keys.get(index).map(|key| (index, key))
+    }
+
+    pub fn key(&self, index: usize) -> Option<&Key> {
+        self.keys.get(index)
+    }
+
+    /// The model configured under this client-facing name, with its index.
+    pub fn model(&self, name: &str) -> Option<(usize, &Model)> {
+        let index = *self.model_by_name.get(name)?;
+        self.models.get(index).map(|model| (index, model))
+    }
+
+    /// Every configured model, in name order, with its index.
+    pub fn models(&self) -> impl Iterator<Item = (usize, &Model)> {
+        self.models.iter().enumerate()
+    }
+
+    pub fn upstream(&self, index: usize) -> Option<&Upstream> {
+        self.upstreams.get(index)
+    }
+}
+
+fn validate_upstreams(
+    raw: BTreeMap<String, RawUpstream>,
+    cluster_header: &str,
+) -> Result<(Vec<Upstream>, HashMap<String, usize>), ConfigError> {
+    let mut upstreams = Vec::with_capacity(raw.len());
+    let mut index = HashMap::new();
+    for (name, upstream) in raw {
+        let field = format!("upstreams.{name}");
+        if name.is_empty() {
+            return Err(ConfigError::new(field, Problem::Empty));
+        }
+        let cluster = upstream.cluster.unwrap_or_else(|| name.clone());
+        checked_header_value(&format!("{field}.cluster"), &cluster)?;
+        if let Some(authority) = &upstream.authority {
+            checked_header_value(&format!("{field}.authority"), authority)?;
+        }
+        let mut headers = Vec::with_capacity(upstream.headers.len());
+        for (header, value) in upstream.headers {
+            let header_field = format!("{field}.headers.{header}");
+            let header = checked_header_name(&header_field, &header)?;
+            let reserved = header.starts_with(GATEWAY_HEADER_PREFIX)
+                || header == cluster_header
+                || matches!(header.as_str(), "host" | "content-length" | "transfer-encoding");
+            if reserved {
+                return Err(ConfigError::new(header_field, Problem::ReservedHeaderName(header)));
+            }
+            checked_header_value(&header_field, &value)?;
+            headers.push((header, value));
+        }
+        index.insert(name.clone(), upstreams.len());
+        upstreams.push(Upstream { name, cluster, api: upstream.api, authority: upstream.authority, headers });
+    }
+    Ok((upstreams, index))
+}
+
+fn validate_route(
+    field: &str,
+    route: RawRoute,
+    upstreams: &HashMap<String, usize>,
+) -> Result<Vec<Target>, ConfigError> {
+    let upstream_index = |field: String, name: &str| {
+        upstreams.get(name).copied().ok_or_else(|| ConfigError::new(field, Problem::UnknownUpstream(name.to_owned())))
+    };
+    let checked_model = |field: String, model: Option<String>| match model {
+        Some(m) if m.is_empty() => Err(ConfigError::new(field, Problem::Empty)),
+        other => Ok(other),
+    };
+    match (route.upstream, route.targets) {
+        (Some(_), Some(_)) => Err(ConfigError::new(field, Problem::RouteHasBothUpstreamAndTargets)),
+        (None, None) => Err(ConfigError::new(field, Problem::RouteNeedsUpstreamOrTargets)),
+        (Some(upstream), None) => Ok(vec![Target {
+            upstream: upstream_index(format!("{field}.upstream"), &upstream)?,
+            model: checked_model(format!("{field}.model"), route.model)?,
+            weight: 1,
+        }]),
+        (None, Some(targets)) => {
+            if route.model.is_some() {
+                return Err(ConfigError::new(format!("{field}.model"), Problem::RouteHasBothUpstreamAndTargets));
+            }
+            if targets.is_empty() {
+                return Err(ConfigError::new(format!("{field}.targets"), Problem::NoTargets));
+            }
+            targets
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let target_field = format!("{field}.targets[{i}]");
+                    if t.weight == 0 {
+                        return Err(ConfigError::new(format!("{target_field}.weight"), Problem::ZeroWeight));
+                    }
+                    Ok(Target {
+                        upstream: upstream_index(format!("{target_field}.upstream"), &t.upstream)?,
+                        model: checked_model(format!("{target_field}.model"), t.model)?,
+                        weight: t.weight,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn validate_key(
+    i: usize,
+    raw: RawKey,
+    models: &[Model],
+    model_by_name: &HashMap<String, usize>,
+    key_by_digest: &mut HashMap<Digest, usize>,
+    earlier_keys: &[Key],
+) -> Result<Key, ConfigError> {
+    let field = format!("keys[{i}]");
+    if !is_valid_key_id(&raw.id) {
+        return Err(ConfigError::new(format!("{field}.id"), Problem::BadKeyId(raw.id)));
+    }
+    if raw.sha256.0.is_empty() {
+        return Err(ConfigError::new(format!("{field}.sha256"), Problem::NoDigest));
+    }
+    for (j, hex_digest) in raw.sha256.0.iter().enumerate() {
+        let digest_field = format!("{field}.sha256[{j}]");
+        let digest = parse_digest(hex_digest).ok_or_else(|| ConfigError::new(&digest_field, Problem::BadDigest))?;
+        if let Some(&other) = key_by_digest.get(&digest) {
+            let other_key = earlier_keys.get(other).map_or_else(|| raw.id.clone(), |k| k.id.clone());
+            return Err(ConfigError::new(digest_field, Problem::DuplicateDigest { other_key }));
+        }
+        key_by_digest.insert(digest, i);
+    }
+    let allowed_models = match raw.models {
+        None => None,
+        Some(patterns) => {
+            let mut allowed = vec![false; models.len()];
+            for (j, pattern) in patterns.iter().enumerate() {
+                if let Some(prefix) = pattern.strip_suffix('*') {
+                    for (flag, model) in allowed.iter_mut().zip(models) {
+                        *flag |= model.name.starts_with(prefix);
+                    }
+                } else if let Some(flag) = model_by_name.get(pattern).and_then(|&m| allowed.get_mut(m)) {
+                    *flag = true;
+                } else {
+                    return Err(ConfigError::new(
+                        format!("{field}.models[{j}]"),
+                        Problem::UnknownModelInAllowList(pattern.clone()),
+                    ));
+                }
+            }
+            Some(allowed)
+        }
+    };
+    let limits = raw.limits.unwrap_or_default();
+    let named_limits = [
+        ("requests_per_second", limits.requests_per_second),
+        ("requests_per_minute", limits.requests_per_minute),
+        ("requests_per_hour", limits.requests_per_hour),
+        ("requests_per_day", limits.requests_per_day),
+        ("tokens_per_minute", limits.tokens_per_minute),
+        ("tokens_per_hour", limits.tokens_per_hour),
+        ("tokens_per_day", limits.tokens_per_day),
+    ];
+    if let Some((name, _)) = named_limits.iter().find(|(_, value)| *value == Some(0)) {
+        return Err(ConfigError::new(format!("{field}.limits.{name}"), Problem::ZeroLimit));
+    }
+    Ok(Key { id: raw.id, allowed_models, limits })
+}
+
+fn validate_cache(raw: RawCache) -> Result<CacheSettings, ConfigError> {
+    for (name, value) in [
+        ("ttl_seconds", raw.ttl_seconds),
+        ("max_entries", u64::from(raw.max_entries)),
+        ("max_entry_bytes", u64::from(raw.max_entry_bytes)),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::new(format!("cache.{name}"), Problem::ZeroCacheSetting));
+        }
+    }
+    Ok(CacheSettings {
+        ttl_seconds: raw.ttl_seconds,
+        max_entries: raw.max_entries,
+        max_entry_bytes: raw.max_entry_bytes,
+        scope: raw.scope,
+    })
+}
+
+fn is_valid_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Parses 64 lowercase hex characters.
+fn parse_digest(text: &str) -> Option<Digest> {
+    if text.len() != 64 || text.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text, &mut digest).ok()?;
+    Some(digest)
+}
+
+/// A valid HTTP header name (RFC 9110 token, no pseudo-headers), lowercased.
+fn checked_header_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    let is_token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(is_token_char) {
+        return Err(ConfigError::new(field, Problem::BadHeaderName(name.to_owned())));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+fn checked_header_value(field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(ConfigError::new(field, Problem::Empty));
+    }
+    if value.chars().any(|c| (c.is_control() && c != '\t') || c == '\u{7f}') {
+        return Err(ConfigError::new(field, Problem::BadHeaderValue));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

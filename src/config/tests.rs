@@ -1,0 +1,176 @@
+//! Table tests for configuration parsing and validation.
+
+use super::*;
+use serde_json::{json, Value};
+
+const FOO_DIGEST: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+const BAR_DIGEST: &str = "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9";
+
+/// The example from CONTRACT.md, verbatim.
+fn contract_example() -> Value {
+    json!({
+      "keys": [
+        {
+          "id": "team-a",
+          "sha256": ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"],
+          "models": ["gpt-4o-mini", "claude-*"],
+          "limits": { "requests_per_minute": 60, "tokens_per_minute": 100000, "tokens_per_day": 2000000 }
+        }
+      ],
+      "upstreams": {
+        "openai":    { "cluster": "openai", "api": "openai", "authority": "api.openai.com",
+                       "headers": { "authorization": "Bearer sk-provider-key" } },
+        "anthropic": { "cluster": "anthropic", "api": "anthropic", "authority": "api.anthropic.com",
+                       "headers": { "x-api-key": "provider-key", "anthropic-version": "2023-06-01" } }
+      },
+      "models": {
+        "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
+        "claude-haiku": { "upstream": "anthropic", "model": "claude-3-5-haiku-latest" },
+        "smart": { "targets": [ { "upstream": "openai", "model": "gpt-4o", "weight": 90 },
+                                { "upstream": "anthropic", "model": "claude-sonnet-4-0", "weight": 10 } ] }
+      },
+      "cache": { "ttl_seconds": 300, "max_entries": 4096, "max_entry_bytes": 262144 }
+    })
+}
+
+fn parse(value: &Value) -> Result<Config, ConfigError> {
+    Config::parse(value.to_string().as_bytes())
+}
+
+#[test]
+fn contract_example_loads_with_everything_compiled() {
+    let config = parse(&contract_example()).unwrap();
+    let key = config.key_by_digest(&parse_digest(FOO_DIGEST).unwrap()).unwrap().1;
+    assert_eq!(key.id, "team-a");
+    assert_eq!(key.limits.requests_per_minute, Some(60));
+    let (mini, _) = config.model("gpt-4o-mini").unwrap();
+    let (haiku, _) = config.model("claude-haiku").unwrap();
+    let (smart, smart_route) = config.model("smart").unwrap();
+    assert!(key.may_use(mini) && key.may_use(haiku) && !key.may_use(smart));
+    assert_eq!(smart_route.total_weight, 100);
+    let upstream = config.upstream(smart_route.targets[1].upstream).unwrap();
+    assert_eq!((upstream.name.as_str(), upstream.api), ("anthropic", Api::Anthropic));
+    assert_eq!(config.cluster_header, DEFAULT_CLUSTER_HEADER);
+    let cache = config.cache.unwrap();
+    assert_eq!((cache.max_entries, cache.scope), (4096, CacheScope::Key));
+}
+
+#[test]
+fn defaults_apply_when_optional_fields_are_absent() {
+    let config = parse(&json!({
+        "keys": [ { "id": "k", "sha256": FOO_DIGEST } ],
+        "upstreams": { "up": {} },
+        "models": { "m": { "upstream": "up" } },
+        "cache": {},
+        "cluster_header": "X-Route-To"
+    }))
+    .unwrap();
+    let (_, model) = config.model("m").unwrap();
+    let upstream = config.upstream(model.targets[0].upstream).unwrap();
+    assert_eq!((upstream.cluster.as_str(), upstream.api, model.targets[0].model.as_deref()), ("up", Api::OpenAi, None));
+    assert_eq!(config.cluster_header, "x-route-to");
+    assert_eq!(
+        config.cache.unwrap(),
+        CacheSettings { ttl_seconds: 300, max_entries: 1024, max_entry_bytes: 262_144, scope: CacheScope::Key }
+    );
+    assert!(config.key_by_digest(&parse_digest(FOO_DIGEST).unwrap()).unwrap().1.may_use(0));
+}
+
+#[test]
+fn bad_configs_are_rejected_naming_the_field() {
+    // Each case edits the contract example with a JSON pointer and a new value (null removes it).
+    let cases: &[(&str, Value, &str, &str)] = &[
+        ("/keys/0/limts", json!({}), "keys[0].limts", "unknown field `limts`"),
+        ("/cahce", json!({}), "cahce", "unknown field `cahce`"),
+        ("/keys/0/limits/tokens_per_week", json!(5), "keys[0].limits.tokens_per_week", "unknown field"),
+        ("/keys/0/limits/requests_per_minute", json!(0), "keys[0].limits.requests_per_minute", "positive"),
+        ("/keys/0/limits/requests_per_minute", json!(-1), "keys[0].limits.requests_per_minute", "invalid value"),
+        ("/keys/0/sha256", json!(["ABC"]), "keys[0].sha256[0]", "64 lowercase hex"),
+        ("/keys/0/sha256", json!(FOO_DIGEST.to_uppercase()), "keys[0].sha256[0]", "64 lowercase hex"),
+        ("/keys/0/sha256", json!([]), "keys[0].sha256", "at least one"),
+        ("/keys/0/sha256", json!(5), "keys[0].sha256", "SHA-256 digest"),
+        ("/keys/0/sha256", Value::Null, "keys[0]", "missing field `sha256`"),
+        ("/keys/0/id", json!("team a"), "keys[0].id", "1 to 64"),
+        ("/keys/0/id", json!(""), "keys[0].id", "1 to 64"),
+        ("/keys/0/models", json!(["gpt-4o"]), "keys[0].models[0]", "not a model"),
+        ("/upstreams/openai/api", json!("azure"), "upstreams.openai.api", "unknown variant"),
+        (
+            "/upstreams/openai/headers/bad header",
+            json!("x"),
+            "upstreams.openai.headers.bad header",
+            "valid HTTP header",
+        ),
+        (
+            "/upstreams/openai/headers/x-ai-gateway-key-id",
+            json!("x"),
+            "upstreams.openai.headers.x-ai-gateway-key-id",
+            "set by the gateway",
+        ),
+        (
+            "/upstreams/openai/headers/authorization",
+            json!("a\nb"),
+            "upstreams.openai.headers.authorization",
+            "line breaks",
+        ),
+        ("/upstreams/openai/cluster", json!(""), "upstreams.openai.cluster", "empty"),
+        ("/models/gpt-4o-mini/upstream", json!("azure"), "models.gpt-4o-mini.upstream", "no upstream named \"azure\""),
+        ("/models/smart/targets/1/weight", json!(0), "models.smart.targets[1].weight", "positive"),
+        ("/models/smart/targets/1/upstream", json!("nope"), "models.smart.targets[1].upstream", "no upstream"),
+        ("/models/smart/targets", json!([]), "models.smart.targets", "must not be empty"),
+        ("/models/smart/upstream", json!("openai"), "models.smart", "not both"),
+        ("/models/gpt-4o-mini/upstream", Value::Null, "models.gpt-4o-mini", "needs `upstream` or `targets`"),
+        ("/models/gpt-4o-mini/modle", json!("x"), "models.gpt-4o-mini.modle", "unknown field `modle`"),
+        ("/cache/max_entries", json!(0), "cache.max_entries", "positive"),
+        ("/cache/scope", json!("tenant"), "cache.scope", "unknown variant"),
+        ("/cluster_header", json!(":authority"), "cluster_header", "valid HTTP header"),
+        ("/models", json!({}), "models", "at least one model"),
+    ];
+    for (pointer, value, field, message) in cases {
+        let mut document = contract_example();
+        let (parent, last) = pointer.rsplit_once('/').unwrap();
+        let object = document.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        if value.is_null() {
+            object.remove(last);
+        } else {
+            object.insert(last.to_owned(), value.clone());
+        }
+        let error = parse(&document).expect_err(pointer);
+        assert_eq!(error.field, *field, "{pointer}: {error}");
+        assert!(error.to_string().contains(message), "{pointer}: {error}");
+    }
+}
+
+#[test]
+fn duplicate_ids_and_digests_are_rejected() {
+    let two_keys = |a: Value, b: Value| json!({ "keys": [a, b], "upstreams": { "up": {} }, "models": { "m": { "upstream": "up" } } });
+    let error = parse(&two_keys(json!({"id": "a", "sha256": FOO_DIGEST}), json!({"id": "a", "sha256": BAR_DIGEST})))
+        .unwrap_err();
+    assert_eq!((error.field.as_str(), error.problem), ("keys[1].id", Problem::DuplicateKeyId("a".into())));
+    let error = parse(&two_keys(
+        json!({"id": "a", "sha256": FOO_DIGEST}),
+        json!({"id": "b", "sha256": [BAR_DIGEST, FOO_DIGEST]}),
+    ))
+    .unwrap_err();
+    assert_eq!(error.field, "keys[1].sha256[1]");
+    assert_eq!(error.problem, Problem::DuplicateDigest { other_key: "a".into() });
+}
+
+#[test]
+fn malformed_documents_are_rejected() {
+    for document in [&b""[..], b"{", b"[]", b"{\"keys\": []} trailing", b"\xff"] {
+        assert!(matches!(Config::parse(document).unwrap_err().problem, Problem::Syntax(_)), "{document:?}");
+    }
+}
+
+#[test]
+fn rotation_accepts_every_listed_digest() {
+    let config = parse(&json!({
+        "keys": [ { "id": "k", "sha256": [FOO_DIGEST, BAR_DIGEST] } ],
+        "upstreams": { "up": {} },
+        "models": { "m": { "upstream": "up" } }
+    }))
+    .unwrap();
+    for digest in [FOO_DIGEST, BAR_DIGEST] {
+        assert_eq!(config.key_by_digest(&parse_digest(digest).unwrap()).unwrap().1.id, "k");
+    }
+}

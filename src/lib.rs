@@ -1,0 +1,15 @@
+//! An AI model gateway as a proxy-wasm HTTP filter for Envoy: key auth, model routing, quotas, cache.
+
+pub mod api_error;
+pub mod auth;
+pub mod config;
+pub mod endpoint;
+pub mod flow;
+mod host;
+pub mod model_list;
+pub mod ports;
+pub mod request_body;
+pub mod routing;
+
+#[cfg(test)]
+mod fake;
