@@ -30,17 +30,14 @@ fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 pub fn read_fields(body: &[u8]) -> Result<RequestFields, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad_request("invalid_json", "The request body is empty; send a JSON object."));
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(bad_request("invalid_json", "The request body is empty; send a JSON object.")),
+        // serde would also read a struct from an array (`["gpt-4o"]`): only an object is a request.
+        Some(b'{') => {}
+        Some(_) => return Err(bad_request("invalid_json", "The request body must be a JSON object.")),
     }
-    let top: TopLevel = serde_json::from_slice(body).map_err(|e| {
-        let message = if e.is_data() && e.to_string().contains("expected struct") {
-            "The request body must be a JSON object.".to_owned()
-        } else {
-            format!("The request body is not valid JSON: {e}")
-        };
-        bad_request("invalid_json", message)
-    })?;
+    let top: TopLevel = serde_json::from_slice(body)
+        .map_err(|e| bad_request("invalid_json", format!("The request body is not valid JSON: {e}")))?;
     let raw_model = top
         .model
         .ok_or_else(|| bad_request("missing_model", "You must provide a model parameter.").with_param("model"))?;
@@ -99,6 +96,9 @@ mod tests {
             (b"  \n", "invalid_json"),
             (b"{", "invalid_json"),
             (b"[1,2]", "invalid_json"),
+            (b"[]", "invalid_json"),
+            (br#"["gpt-4o"]"#, "invalid_json"),
+            (b" 42", "invalid_json"),
             (b"\"model\"", "invalid_json"),
             (b"{\"model\":\"a\"} x", "invalid_json"),
             (b"{\"model\":\"a\xff\"}", "invalid_json"),

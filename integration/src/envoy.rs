@@ -61,7 +61,8 @@ impl EnvoySetup {
                             "route_config": { "name": "models", "virtual_hosts": [ {
                                 "name": "models", "domains": ["*"],
                                 "routes": [ { "match": { "prefix": "/" },
-                                              "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" } } ] } ] },
+                                              "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" },
+                                              "request_headers_to_remove": [CLUSTER_HEADER] } ] } ] },
                             "http_filters": [
                                 {
                                     "name": "ai_gateway",

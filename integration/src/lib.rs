@@ -2,5 +2,6 @@
 //! the helpers the end-to-end tests and the demo share.
 
 pub mod envoy;
+pub mod fixture;
 pub mod mock_upstream;
 pub mod paths;

@@ -11,7 +11,7 @@ use async_openai::Client;
 use common::*;
 use futures::StreamExt;
 
-fn client(gateway: &Gateway, key: &str) -> Client<OpenAIConfig> {
+fn client(gateway: &TestGateway, key: &str) -> Client<OpenAIConfig> {
     Client::with_config(OpenAIConfig::new().with_api_base(gateway.url("/v1")).with_api_key(key))
 }
 
@@ -32,7 +32,7 @@ fn api_error(result: Result<impl std::fmt::Debug, OpenAIError>) -> async_openai:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_completion_reaches_the_routed_upstream_with_provider_credentials() {
-    let gateway = Gateway::start().await;
+    let gateway = TestGateway::start().await;
     let response = client(&gateway, ALPHA).chat().create(chat("gpt-mini")).await.unwrap();
     assert_eq!(response.choices[0].message.content.as_deref(), Some("Hello from openai-a"));
     assert_eq!(response.model, "gpt-4o-mini-2024-07-18");
@@ -50,7 +50,7 @@ async fn chat_completion_reaches_the_routed_upstream_with_provider_credentials()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_chat_completion_arrives_whole() {
-    let gateway = Gateway::start().await;
+    let gateway = TestGateway::start().await;
     let mut request = chat("gpt-4o");
     request.stream = Some(true);
     let mut stream = client(&gateway, ALPHA).chat().create_stream(request).await.unwrap();
@@ -67,7 +67,7 @@ async fn streamed_chat_completion_arrives_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_the_sdks_own_api_errors() {
-    let gateway = Gateway::start().await;
+    let gateway = TestGateway::start().await;
     let wrong = api_error(client(&gateway, "sk-wrong").chat().create(chat("gpt-mini")).await);
     assert_eq!(wrong.code.as_deref(), Some("invalid_api_key"));
     let none = api_error(client(&gateway, "").chat().create(chat("gpt-mini")).await);
@@ -81,7 +81,7 @@ async fn errors_are_the_sdks_own_api_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_list_shows_only_the_keys_models() {
-    let gateway = Gateway::start().await;
+    let gateway = TestGateway::start().await;
     let ids = |list: async_openai::types::ListModelResponse| {
         let mut ids: Vec<String> = list.data.into_iter().map(|m| m.id).collect();
         ids.sort();
@@ -98,7 +98,7 @@ async fn models_list_shows_only_the_keys_models() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_and_rotated_keys_work() {
-    let gateway = Gateway::start().await;
+    let gateway = TestGateway::start().await;
     for key in [ROTATED_OLD, ROTATED_NEW] {
         let request = CreateEmbeddingRequestArgs::default().model("gpt-4o").input("hello").build().unwrap();
         let response = client(&gateway, key).embeddings().create(request).await.unwrap();

@@ -1,75 +1,27 @@
-//! Shared fixture for the end-to-end tests: three mock providers behind a real Envoy with the filter.
+//! Test-side helpers over the shared fixture: an HTTP client and request shortcuts.
 
 #![allow(dead_code)]
 
-use ai_gateway::auth::digest;
-use ai_gateway_integration::envoy::{Envoy, EnvoySetup};
-use ai_gateway_integration::mock_upstream::MockUpstream;
-use serde_json::{json, Value};
+pub use ai_gateway_integration::fixture::*;
+use serde_json::Value;
 
-pub const ALPHA: &str = "sk-test-alpha-0123456789";
-pub const BETA: &str = "sk-test-beta-0123456789";
-pub const ROTATED_OLD: &str = "sk-test-rotated-old";
-pub const ROTATED_NEW: &str = "sk-test-rotated-new";
-pub const OPENAI_PROVIDER_KEY: &str = "Bearer sk-provider-openai";
-pub const ANTHROPIC_PROVIDER_KEY: &str = "provider-anthropic-key";
-
-pub fn sha256_hex(key: &str) -> String {
-    digest(key).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The filter configuration the tests run with, written to CONTRACT.md.
-pub fn filter_config() -> Value {
-    json!({
-        "keys": [
-            { "id": "alpha", "sha256": sha256_hex(ALPHA) },
-            { "id": "beta", "sha256": [sha256_hex(BETA)], "models": ["claude-*"] },
-            { "id": "rotated", "sha256": [sha256_hex(ROTATED_OLD), sha256_hex(ROTATED_NEW)], "models": ["gpt-4o"] }
-        ],
-        "upstreams": {
-            "openai": { "cluster": "openai_a", "api": "openai", "authority": "api.openai.test",
-                        "headers": { "authorization": OPENAI_PROVIDER_KEY } },
-            "openai_b": { "headers": { "authorization": "Bearer sk-provider-b" } },
-            "anthropic": { "api": "anthropic", "authority": "api.anthropic.test",
-                           "headers": { "x-api-key": ANTHROPIC_PROVIDER_KEY, "anthropic-version": "2023-06-01" } }
-        },
-        "models": {
-            "gpt-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
-            "gpt-4o": { "upstream": "openai" },
-            "split": { "targets": [ { "upstream": "openai", "model": "split-a", "weight": 3 },
-                                    { "upstream": "openai_b", "model": "split-b", "weight": 1 } ] },
-            "claude-haiku": { "upstream": "anthropic", "model": "claude-3-5-haiku-latest" }
-        }
-    })
-}
-
-pub struct Gateway {
-    pub envoy: Envoy,
-    pub openai: MockUpstream,
-    pub openai_b: MockUpstream,
-    pub anthropic: MockUpstream,
+/// The shared fixture plus an HTTP client.
+pub struct TestGateway {
+    pub gateway: Gateway,
     pub http: reqwest::Client,
 }
 
-impl Gateway {
-    pub async fn start() -> Gateway {
-        Gateway::start_with(filter_config()).await
+impl std::ops::Deref for TestGateway {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.gateway
     }
+}
 
-    pub async fn start_with(config: Value) -> Gateway {
-        let openai = MockUpstream::start("openai-a").await.unwrap();
-        let openai_b = MockUpstream::start("openai-b").await.unwrap();
-        let anthropic = MockUpstream::start("anthropic").await.unwrap();
-        let setup = EnvoySetup::new(
-            config,
-            &[("openai_a", openai.port()), ("openai_b", openai_b.port()), ("anthropic", anthropic.port())],
-        );
-        let envoy = tokio::task::block_in_place(|| Envoy::start(&setup)).unwrap_or_else(|e| panic!("{e}"));
-        Gateway { envoy, openai, openai_b, anthropic, http: reqwest::Client::new() }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        self.envoy.url(path)
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        let gateway = Gateway::start().await.unwrap_or_else(|e| panic!("{e}"));
+        TestGateway { gateway, http: reqwest::Client::new() }
     }
 
     /// POSTs JSON with an OpenAI-style bearer key; returns status, headers and body.

@@ -1,0 +1,112 @@
+"""The official OpenAI and Anthropic Python SDKs against a real Envoy running the filter."""
+
+import json
+import urllib.error
+import urllib.request
+
+import anthropic
+import openai
+import pytest
+
+from conftest import header, upstream_requests
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def openai_client(gateway, key, **kwargs):
+    return openai.OpenAI(base_url=gateway["url"] + "/v1", api_key=key, max_retries=0, **kwargs)
+
+
+def anthropic_client(gateway, key, **kwargs):
+    return anthropic.Anthropic(base_url=gateway["url"], api_key=key, max_retries=0, **kwargs)
+
+
+@pytest.mark.parametrize("key", ["sk-wrong", "sk-test-alpha-012345678"])
+def test_openai_bad_key_raises_authentication_error(gateway, key):
+    with pytest.raises(openai.AuthenticationError) as error:
+        openai_client(gateway, key).chat.completions.create(model="gpt-mini", messages=MESSAGES)
+    assert error.value.code == "invalid_api_key"
+
+
+def test_no_credentials_at_all_is_401(gateway):
+    request = urllib.request.Request(gateway["url"] + "/v1/chat/completions", data=b'{"model":"gpt-mini"}',
+                                     headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request)
+    assert error.value.code == 401
+    assert json.load(error.value)["error"]["code"] == "invalid_api_key"
+
+
+def test_openai_chat_json_and_stream(gateway):
+    client = openai_client(gateway, gateway["keys"]["alpha"])
+    completion = client.chat.completions.create(model="gpt-mini", messages=MESSAGES)
+    assert completion.choices[0].message.content == "Hello from openai-a"
+    stream = client.chat.completions.create(model="gpt-mini", messages=MESSAGES, stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "Hello from openai-a"
+
+
+def test_upstream_sees_provider_headers_and_rewritten_model_never_client_secrets(gateway):
+    key = gateway["keys"]["alpha"]
+    client = openai_client(gateway, key, default_headers={"x-ai-gateway-key-id": "admin"})
+    client.chat.completions.create(model="gpt-mini", messages=MESSAGES)
+    seen = upstream_requests(gateway, "openai")[-1]
+    assert json.loads(seen["body"])["model"] == "gpt-4o-mini-2024-07-18"
+    assert header(seen, "authorization") == "Bearer sk-provider-openai"
+    assert header(seen, "x-ai-gateway-key-id") == "alpha"
+    assert all(key not in value for _, value in seen["headers"])
+
+
+def test_openai_permission_and_not_found_errors(gateway):
+    with pytest.raises(openai.PermissionDeniedError):
+        openai_client(gateway, gateway["keys"]["beta"]).chat.completions.create(model="gpt-mini", messages=MESSAGES)
+    with pytest.raises(openai.NotFoundError) as error:
+        openai_client(gateway, gateway["keys"]["alpha"]).chat.completions.create(model="gpt-9", messages=MESSAGES)
+    assert error.value.code == "model_not_found"
+
+
+def test_models_list_shows_only_the_keys_models(gateway):
+    alpha = sorted(model.id for model in openai_client(gateway, gateway["keys"]["alpha"]).models.list())
+    assert alpha == ["claude-haiku", "gpt-4o", "gpt-mini", "split"]
+    beta = [model.id for model in openai_client(gateway, gateway["keys"]["beta"]).models.list()]
+    assert beta == ["claude-haiku"]
+    anthropic_beta = [model.id for model in anthropic_client(gateway, gateway["keys"]["beta"]).models.list()]
+    assert anthropic_beta == ["claude-haiku"]
+
+
+def test_anthropic_messages_json_and_stream(gateway):
+    client = anthropic_client(gateway, gateway["keys"]["beta"])
+    message = client.messages.create(model="claude-haiku", max_tokens=8, messages=MESSAGES)
+    assert message.content[0].text == "Hello from anthropic"
+    assert message.usage.output_tokens == 8
+    seen = upstream_requests(gateway, "anthropic")[-1]
+    assert json.loads(seen["body"])["model"] == "claude-3-5-haiku-latest"
+    assert header(seen, "x-api-key") == "provider-anthropic-key"
+    with client.messages.stream(model="claude-haiku", max_tokens=8, messages=MESSAGES) as stream:
+        assert "".join(stream.text_stream) == "Hello from anthropic"
+        assert stream.get_final_message().usage.output_tokens == 8
+
+
+def test_anthropic_errors(gateway):
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic_client(gateway, "sk-wrong").messages.create(model="claude-haiku", max_tokens=8, messages=MESSAGES)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        anthropic_client(gateway, gateway["keys"]["beta"]).messages.create(model="gpt-4o", max_tokens=8,
+                                                                           messages=MESSAGES)
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic_client(gateway, gateway["keys"]["alpha"]).messages.create(model="nope", max_tokens=8,
+                                                                            messages=MESSAGES)
+    with pytest.raises(anthropic.BadRequestError):
+        anthropic_client(gateway, gateway["keys"]["alpha"]).messages.create(model="", max_tokens=8,
+                                                                            messages=MESSAGES)
+
+
+def test_weighted_targets_split_traffic(gateway):
+    client = openai_client(gateway, gateway["keys"]["alpha"])
+    before = len(upstream_requests(gateway, "openai")), len(upstream_requests(gateway, "openai_b"))
+    for _ in range(200):
+        client.chat.completions.create(model="split", messages=MESSAGES)
+    a = len(upstream_requests(gateway, "openai")) - before[0]
+    b = len(upstream_requests(gateway, "openai_b")) - before[1]
+    assert a + b == 200
+    assert 115 <= a <= 185, (a, b)  # weights 3:1 -> 150 expected, sd 6.1

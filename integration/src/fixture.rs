@@ -1,0 +1,74 @@
+//! The end-to-end fixture: three mock providers behind a real Envoy with the filter, and the keys
+//! and filter configuration the tests (Rust and Python) use.
+
+use crate::envoy::{Envoy, EnvoySetup};
+use crate::mock_upstream::MockUpstream;
+use ai_gateway::auth::digest;
+use serde_json::{json, Value};
+
+pub const ALPHA: &str = "sk-test-alpha-0123456789";
+pub const BETA: &str = "sk-test-beta-0123456789";
+pub const ROTATED_OLD: &str = "sk-test-rotated-old";
+pub const ROTATED_NEW: &str = "sk-test-rotated-new";
+pub const OPENAI_PROVIDER_KEY: &str = "Bearer sk-provider-openai";
+pub const ANTHROPIC_PROVIDER_KEY: &str = "provider-anthropic-key";
+
+pub fn sha256_hex(key: &str) -> String {
+    digest(key).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The filter configuration the tests run with, written to CONTRACT.md.
+pub fn filter_config() -> Value {
+    json!({
+        "keys": [
+            { "id": "alpha", "sha256": sha256_hex(ALPHA) },
+            { "id": "beta", "sha256": [sha256_hex(BETA)], "models": ["claude-*"] },
+            { "id": "rotated", "sha256": [sha256_hex(ROTATED_OLD), sha256_hex(ROTATED_NEW)], "models": ["gpt-4o"] }
+        ],
+        "upstreams": {
+            "openai": { "cluster": "openai_a", "api": "openai", "authority": "api.openai.test",
+                        "headers": { "authorization": OPENAI_PROVIDER_KEY } },
+            "openai_b": { "headers": { "authorization": "Bearer sk-provider-b" } },
+            "anthropic": { "api": "anthropic", "authority": "api.anthropic.test",
+                           "headers": { "x-api-key": ANTHROPIC_PROVIDER_KEY, "anthropic-version": "2023-06-01" } }
+        },
+        "models": {
+            "gpt-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
+            "gpt-4o": { "upstream": "openai" },
+            "split": { "targets": [ { "upstream": "openai", "model": "split-a", "weight": 3 },
+                                    { "upstream": "openai_b", "model": "split-b", "weight": 1 } ] },
+            "claude-haiku": { "upstream": "anthropic", "model": "claude-3-5-haiku-latest" }
+        }
+    })
+}
+
+pub struct Gateway {
+    pub envoy: Envoy,
+    pub openai: MockUpstream,
+    pub openai_b: MockUpstream,
+    pub anthropic: MockUpstream,
+}
+
+impl Gateway {
+    /// Starts the mocks and Envoy; call from a multi-threaded Tokio runtime.
+    pub async fn start() -> Result<Gateway, String> {
+        Gateway::start_with(filter_config()).await
+    }
+
+    pub async fn start_with(config: Value) -> Result<Gateway, String> {
+        let mock = |name: &'static str| async move { MockUpstream::start(name).await.map_err(|e| e.to_string()) };
+        let openai = mock("openai-a").await?;
+        let openai_b = mock("openai-b").await?;
+        let anthropic = mock("anthropic").await?;
+        let setup = EnvoySetup::new(
+            config,
+            &[("openai_a", openai.port()), ("openai_b", openai_b.port()), ("anthropic", anthropic.port())],
+        );
+        let envoy = tokio::task::block_in_place(|| Envoy::start(&setup))?;
+        Ok(Gateway { envoy, openai, openai_b, anthropic })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.envoy.url(path)
+    }
+}

@@ -1,0 +1,76 @@
+//! The shipped Envoy configs validate and serve; Envoy refuses a filter config with a typo.
+
+mod common;
+
+use ai_gateway_integration::envoy::{validate, Envoy, EnvoySetup};
+use ai_gateway_integration::mock_upstream::MockUpstream;
+use ai_gateway_integration::paths::repo_root;
+use common::*;
+use serde_json::{json, Value};
+
+#[test]
+fn every_shipped_envoy_config_validates() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(repo_root().join("envoy")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            validate(&path).unwrap_or_else(|log| panic!("{} does not validate:\n{log}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_refuses_a_config_with_a_typo_and_names_the_field() {
+    let cases = [
+        ("/keys/0/limts", json!({ "requests_per_minute": 5 }), "keys[0].limts"),
+        ("/models/gpt-4o/upstream", json!("nowhere"), "models.gpt-4o.upstream"),
+        ("/keys/1/sha256", json!("not-a-digest"), "keys[1].sha256[0]"),
+    ];
+    for (pointer, value, field) in cases {
+        let mut config = filter_config();
+        let (parent, last) = pointer.rsplit_once('/').unwrap();
+        config.pointer_mut(parent).unwrap().as_object_mut().unwrap().insert(last.to_owned(), value);
+        let setup = EnvoySetup::new(config, &[("openai_a", 9), ("openai_b", 9), ("anthropic", 9)]);
+        let error = match tokio::task::block_in_place(|| Envoy::start(&setup)) {
+            Ok(_) => panic!("Envoy started with a bad config at {pointer}"),
+            Err(error) => error,
+        };
+        assert!(error.contains("Envoy exited"), "{error}");
+        assert!(error.contains(&format!("invalid ai-gateway configuration at `{field}`")), "{field}: {error}");
+    }
+}
+
+/// The demo config itself (the file `./scripts/demo.sh` runs), on free ports, with its documented key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_config_serves_with_its_documented_key() {
+    let mock = MockUpstream::start("demo-mock").await.unwrap();
+    let demo = std::fs::read_to_string(repo_root().join("envoy/demo.yaml")).unwrap();
+    let wasm = ai_gateway_integration::paths::filter_wasm();
+    let patched = demo
+        .replace("port_value: 10000", "port_value: 0")
+        .replace("port_value: 9901", "port_value: 0")
+        .replace("port_value: 18080", &format!("port_value: {}", mock.port()))
+        .replace("filename: target/wasm32-wasip1/release/ai_gateway.wasm", &format!("filename: {}", wasm.display()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.yaml");
+    std::fs::write(&path, patched).unwrap();
+    let envoy = tokio::task::block_in_place(|| Envoy::start_with(&path, 2, dir)).unwrap_or_else(|e| panic!("{e}"));
+    let http = reqwest::Client::new();
+    let chat = |key: &'static str, body: Value| {
+        http.post(envoy.url("/v1/chat/completions")).bearer_auth(key).json(&body).send()
+    };
+    let response = chat("sk-demo-alpha", json!({ "model": "gpt-4o-mini", "messages": [] })).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(mock.last_request().unwrap().json()["model"], "gpt-4o-mini-2024-07-18");
+    let response = chat("sk-demo-beta", json!({ "model": "gpt-4o-mini", "messages": [] })).await.unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Over the 8 MiB buffer limit: Envoy's own 413, in OpenAI's error format.
+    let huge = json!({ "model": "gpt-4o-mini", "messages": [ { "role": "user", "content": "x".repeat(9 << 20) } ] });
+    let response = chat("sk-demo-alpha", huge).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+}

