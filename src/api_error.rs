@@ -19,7 +19,12 @@ pub enum ErrorKind {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A request limit (`requests_per_*`) is exhausted.
+    RequestLimit,
+    /// A token limit (`tokens_per_*`) is exhausted.
+    TokenLimit,
     Internal,
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -32,13 +37,17 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::RequestLimit | ErrorKind::TokenLimit => 429,
             ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 503,
         }
     }
 
     fn openai_type(self) -> &'static str {
         match self {
-            ErrorKind::Internal => "server_error",
+            ErrorKind::RequestLimit => "requests",
+            ErrorKind::TokenLimit => "tokens",
+            ErrorKind::Internal | ErrorKind::Unavailable => "server_error",
             _ => "invalid_request_error",
         }
     }
@@ -52,7 +61,9 @@ impl ErrorKind {
             ErrorKind::Forbidden => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RequestLimit | ErrorKind::TokenLimit => "rate_limit_error",
             ErrorKind::Internal => "api_error",
+            ErrorKind::Unavailable => "overloaded_error",
         }
     }
 }
@@ -114,7 +125,10 @@ mod tests {
             (ErrorKind::Forbidden, 403, "invalid_request_error", "permission_error"),
             (ErrorKind::NotFound, 404, "invalid_request_error", "not_found_error"),
             (ErrorKind::PayloadTooLarge, 413, "invalid_request_error", "request_too_large"),
+            (ErrorKind::RequestLimit, 429, "requests", "rate_limit_error"),
+            (ErrorKind::TokenLimit, 429, "tokens", "rate_limit_error"),
             (ErrorKind::Internal, 500, "server_error", "api_error"),
+            (ErrorKind::Unavailable, 503, "server_error", "overloaded_error"),
         ];
         for (kind, status, openai, anthropic) in cases {
             let error = ApiError::new(kind, "some_code", "msg");

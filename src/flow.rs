@@ -2,14 +2,23 @@
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::auth::{self, CREDENTIAL_HEADERS};
-use crate::config::{Config, GATEWAY_HEADER_PREFIX};
+use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
-use crate::ports::HeaderMap;
-use crate::{model_list, request_body, routing};
+use crate::ports::{HeaderMap, SharedStore};
+use crate::quota::headers::{format_duration, limit_headers, retry_after_headers};
+use crate::quota::{self, Refusal};
+use crate::request_body::{self, RequestFields};
+use crate::usage::{BodyFormat, Usage, UsageReader};
+use crate::{model_list, routing};
 use std::rc::Rc;
 
 /// The header that tells the upstream which configured key made the request.
 pub const KEY_ID_HEADER: &str = "x-ai-gateway-key-id";
+/// Output tokens reserved for a request that declares no maximum (`max_tokens` and the like).
+pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
+/// Request-body bytes per prompt token assumed when reserving: an overestimate for most text
+/// (English averages about 4 bytes per token), so the reservation covers the real prompt.
+pub const PROMPT_BYTES_PER_TOKEN: u64 = 3;
 
 /// A response the gateway answers itself, without going upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +36,13 @@ impl LocalReply {
     fn error(error: &ApiError, format: ApiFormat) -> Self {
         LocalReply::json(error.status(), error.body(format))
     }
+}
+
+/// What the host lends a request callback: the header map of the phase, shared data and the time.
+pub struct Io<'a> {
+    pub headers: &'a mut dyn HeaderMap,
+    pub store: &'a dyn SharedStore,
+    pub now_ns: u64,
 }
 
 /// What to do after the request headers.
@@ -52,7 +68,16 @@ pub enum BodyAction {
 enum Phase {
     RequestHeaders,
     RequestBody { key_index: usize, endpoint: ModelEndpoint },
+    Forwarded,
     Done,
+}
+
+/// Tokens held against a key's token limits until the request's real usage is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reservation {
+    key_index: usize,
+    reserved: u64,
+    prompt_estimate: u64,
 }
 
 /// One request's journey through the gateway.
@@ -60,23 +85,39 @@ pub struct RequestFlow {
     config: Option<Rc<Config>>,
     random: u64,
     phase: Phase,
+    /// `x-ratelimit-*` headers for the response, gathered at admission.
+    rate_headers: Vec<(&'static str, String)>,
+    reservation: Option<Reservation>,
+    response_status: Option<u16>,
+    response_complete: bool,
+    usage_reader: Option<UsageReader>,
 }
 
 impl RequestFlow {
     /// `config` is `None` until a valid configuration arrived; `random` picks weighted targets.
     pub fn new(config: Option<Rc<Config>>, random: u64) -> Self {
-        RequestFlow { config, random, phase: Phase::RequestHeaders }
+        RequestFlow {
+            config,
+            random,
+            phase: Phase::RequestHeaders,
+            rate_headers: Vec::new(),
+            reservation: None,
+            response_status: None,
+            response_complete: false,
+            usage_reader: None,
+        }
     }
 
-    pub fn on_request_headers(&mut self, headers: &mut dyn HeaderMap, end_of_stream: bool) -> HeadersAction {
-        let action = self.request_headers(headers, end_of_stream);
+    pub fn on_request_headers(&mut self, io: &mut Io, end_of_stream: bool) -> HeadersAction {
+        let action = self.request_headers(io, end_of_stream);
         if let HeadersAction::Respond(_) = action {
             self.phase = Phase::Done;
         }
         action
     }
 
-    fn request_headers(&mut self, headers: &mut dyn HeaderMap, end_of_stream: bool) -> HeadersAction {
+    fn request_headers(&mut self, io: &mut Io, end_of_stream: bool) -> HeadersAction {
+        let headers = &mut *io.headers;
         let Some(config) = self.config.clone() else {
             strip_gateway_headers(headers, None);
             let error = ApiError::new(ErrorKind::Internal, "not_configured", "The gateway has no valid configuration.");
@@ -120,6 +161,13 @@ impl RequestFlow {
                         ),
                     ));
                 }
+                let request_limits = key.limits.iter().filter(|l| !l.kind.counts_tokens());
+                match quota::take_all(io.store, request_limits, 1, io.now_ns) {
+                    Ok(status) => {
+                        self.rate_headers.extend(status.map(|s| limit_headers("requests", s)).into_iter().flatten())
+                    }
+                    Err(refusal) => return HeadersAction::Respond(self.refusal_reply(refusal, key, io, format)),
+                }
                 self.phase = Phase::RequestBody { key_index, endpoint };
                 HeadersAction::ReadBody
             }
@@ -149,7 +197,7 @@ impl RequestFlow {
     }
 
     /// Called once, with the whole buffered body.
-    pub fn on_request_body(&mut self, headers: &mut dyn HeaderMap, body: &[u8]) -> BodyAction {
+    pub fn on_request_body(&mut self, io: &mut Io, body: &[u8]) -> BodyAction {
         let Phase::RequestBody { key_index, endpoint } = self.phase else {
             return BodyAction::Forward { new_body: None };
         };
@@ -157,45 +205,183 @@ impl RequestFlow {
         let Some(config) = self.config.clone() else {
             return BodyAction::Forward { new_body: None };
         };
-        let format = endpoint.format();
-        match route_request(&config, key_index, headers, body, self.random) {
-            Ok(new_body) => BodyAction::Forward { new_body },
-            Err(error) => BodyAction::Respond(LocalReply::error(&error, format)),
+        match self.admit_and_route(&config, key_index, endpoint, io, body) {
+            Ok(new_body) => {
+                self.phase = Phase::Forwarded;
+                BodyAction::Forward { new_body }
+            }
+            Err(mut reply) => {
+                reply.headers.extend(self.rate_headers.iter().cloned());
+                BodyAction::Respond(reply)
+            }
         }
+    }
+
+    /// Reads the body's fields, resolves the model, reserves tokens and rewrites the request for the
+    /// chosen upstream. Returns the new body when it had to change.
+    fn admit_and_route(
+        &mut self,
+        config: &Config,
+        key_index: usize,
+        endpoint: ModelEndpoint,
+        io: &mut Io,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, LocalReply> {
+        let format = endpoint.format();
+        let error_reply = |error: ApiError| LocalReply::error(&error, format);
+        let key = config.key(key_index).ok_or_else(|| {
+            error_reply(ApiError::new(ErrorKind::Internal, "internal_error", "The key's configuration changed."))
+        })?;
+        let fields = request_body::read_fields(body).map_err(error_reply)?;
+        let resolved = routing::resolve(config, key, &fields.model, self.random).map_err(error_reply)?;
+
+        let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
+        if token_limits.clone().next().is_some() {
+            let (reserved, prompt_estimate) = token_estimate(endpoint, &fields, body.len());
+            match quota::take_all(io.store, token_limits, reserved, io.now_ns) {
+                Ok(status) => {
+                    self.rate_headers.extend(status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
+                    self.reservation = Some(Reservation { key_index, reserved, prompt_estimate });
+                }
+                Err(refusal) => return Err(self.refusal_reply(refusal, key, io, format)),
+            }
+        }
+
+        let headers = &mut *io.headers;
+        let upstream = resolved.upstream;
+        headers.set(&config.cluster_header, &upstream.cluster);
+        if let Some(authority) = &upstream.authority {
+            headers.set(":authority", authority);
+        }
+        for (name, value) in &upstream.headers {
+            headers.set(name, value);
+        }
+        // Usage is read from the response as it passes: it must not be compressed.
+        headers.remove("accept-encoding");
+
+        let mut edits = Vec::new();
+        if let Some(upstream_model) = resolved.target.model.as_deref().filter(|m| *m != fields.model) {
+            edits.push(request_body::set_model(&fields, upstream_model));
+        }
+        let streams_chat = matches!(endpoint, ModelEndpoint::ChatCompletions | ModelEndpoint::Completions);
+        if fields.stream && streams_chat {
+            edits.extend(request_body::include_usage(body, &fields));
+        }
+        if edits.is_empty() {
+            return Ok(None);
+        }
+        let new_body = request_body::apply(body, edits);
+        headers.set("content-length", &new_body.len().to_string());
+        Ok(Some(new_body))
+    }
+
+    /// A 429 (or a fail-closed 503) with every rate-limit header the key has.
+    fn refusal_reply(&mut self, refusal: Refusal, key: &Key, io: &Io, format: ApiFormat) -> LocalReply {
+        let (error, retry_after_ns) = match refusal {
+            Refusal::Exhausted { kind, status, retry_after_ns } => {
+                let (error_kind, headers_kind) = if kind.counts_tokens() {
+                    (ErrorKind::TokenLimit, "tokens")
+                } else {
+                    (ErrorKind::RequestLimit, "requests")
+                };
+                self.rate_headers.retain(|(name, _)| !name.ends_with(headers_kind));
+                self.rate_headers.extend(limit_headers(headers_kind, status));
+                let message = format!(
+                    "Rate limit reached for {} of key `{}`: limit {}, remaining {}. Try again in {}.",
+                    kind.name(),
+                    key.id,
+                    status.limit,
+                    status.remaining,
+                    format_duration(retry_after_ns)
+                );
+                (ApiError::new(error_kind, "rate_limit_exceeded", message), retry_after_ns)
+            }
+            Refusal::StoreUnavailable => (
+                ApiError::new(
+                    ErrorKind::Unavailable,
+                    "quota_store_unavailable",
+                    "The gateway could not update its rate-limit counters; retry shortly.",
+                ),
+                1_000_000_000,
+            ),
+        };
+        if !self.rate_headers.iter().any(|(name, _)| name.ends_with("tokens")) {
+            let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
+            let status = quota::peek_tightest(io.store, token_limits, io.now_ns);
+            self.rate_headers.extend(status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
+        }
+        let mut reply = LocalReply::error(&error, format);
+        reply.headers.extend(retry_after_headers(retry_after_ns));
+        reply.headers.extend(self.rate_headers.iter().cloned());
+        reply
+    }
+
+    /// Response headers of a forwarded request: adds the rate-limit headers, starts reading usage.
+    pub fn on_response_headers(&mut self, headers: &mut dyn HeaderMap, end_of_stream: bool) {
+        if self.phase != Phase::Forwarded {
+            return;
+        }
+        for (name, value) in &self.rate_headers {
+            headers.set(name, value);
+        }
+        self.response_status = headers.get(":status").and_then(|status| status.parse().ok());
+        let format = headers.get("content-type").and_then(|content_type| BodyFormat::from_content_type(&content_type));
+        self.usage_reader = format.map(UsageReader::new);
+        self.response_complete = end_of_stream;
+    }
+
+    /// Whether the host needs to hand over response body chunks.
+    pub fn wants_response_body(&self) -> bool {
+        self.usage_reader.is_some()
+    }
+
+    /// A chunk of the response body, as it passes (it is never held back).
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) {
+        if let Some(reader) = &mut self.usage_reader {
+            reader.feed(chunk);
+        }
+        self.response_complete |= end_of_stream;
+    }
+
+    /// The response has ended, or the request is over (completed, failed or aborted): settles the
+    /// token reservation to the real usage, or to an estimate when none is known. Idempotent.
+    /// Returns the usage the provider reported.
+    pub fn on_done(&mut self, store: &dyn SharedStore, now_ns: u64) -> Option<Usage> {
+        self.phase = Phase::Done;
+        let usage = self.usage_reader.as_mut().and_then(UsageReader::finish);
+        if let Some(reservation) = self.reservation.take() {
+            let charged = charge(reservation, self.response_status, self.response_complete, usage);
+            let delta = i64::try_from(i128::from(charged) - i128::from(reservation.reserved)).unwrap_or(0);
+            let key = self.config.as_deref().and_then(|config| config.key(reservation.key_index));
+            for limit in key.into_iter().flat_map(|key| key.limits.iter()).filter(|l| l.kind.counts_tokens()) {
+                // Best effort: a failed settlement leaves the reservation in place, which refills.
+                let _ = quota::adjust(store, limit, delta, now_ns);
+            }
+        }
+        usage
     }
 }
 
-/// Reads the body's model, resolves it and rewrites the request for the chosen upstream.
-/// Returns the new body when the model name sent upstream differs from the client's.
-fn route_request(
-    config: &Config,
-    key_index: usize,
-    headers: &mut dyn HeaderMap,
-    body: &[u8],
-    random: u64,
-) -> Result<Option<Vec<u8>>, ApiError> {
-    let key = config
-        .key(key_index)
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "internal_error", "The key's configuration changed."))?;
-    let fields = request_body::read_fields(body)?;
-    let resolved = routing::resolve(config, key, &fields.model, random)?;
-    let upstream = resolved.upstream;
-    headers.set(&config.cluster_header, &upstream.cluster);
-    if let Some(authority) = &upstream.authority {
-        headers.set(":authority", authority);
-    }
-    for (name, value) in &upstream.headers {
-        headers.set(name, value);
-    }
-    let new_body = match &resolved.target.model {
-        Some(upstream_model) if *upstream_model != fields.model => {
-            let new_body = request_body::with_model(body, fields.model_span, upstream_model);
-            headers.set("content-length", &new_body.len().to_string());
-            Some(new_body)
-        }
-        _ => None,
+/// Tokens to reserve for a request, and the prompt part of that estimate.
+fn token_estimate(endpoint: ModelEndpoint, fields: &RequestFields, body_len: usize) -> (u64, u64) {
+    let prompt = u64::try_from(body_len).unwrap_or(u64::MAX).div_ceil(PROMPT_BYTES_PER_TOKEN);
+    let output = match endpoint {
+        ModelEndpoint::Embeddings => 0,
+        _ => fields.max_output_tokens.unwrap_or(DEFAULT_OUTPUT_ESTIMATE).saturating_mul(fields.choices),
     };
-    Ok(new_body)
+    (prompt.saturating_add(output), prompt)
+}
+
+/// What a finished request is charged, in tokens:
+/// - a complete 2xx response that reported usage: the usage;
+/// - an upstream error (not 2xx): the prompt estimate (the provider generated nothing);
+/// - anything else (client abort, stream cut short, no usage reported): the whole reservation.
+fn charge(reservation: Reservation, status: Option<u16>, complete: bool, usage: Option<Usage>) -> u64 {
+    match (status, usage) {
+        (Some(200..=299), Some(usage)) if complete => usage.total(),
+        (Some(status), _) if !(200..=299).contains(&status) => reservation.prompt_estimate.min(reservation.reserved),
+        _ => reservation.reserved,
+    }
 }
 
 /// Removes every client-sent `x-ai-gateway-*` header, and the cluster header whatever its name:
@@ -211,3 +397,6 @@ fn strip_gateway_headers(headers: &mut dyn HeaderMap, cluster_header: Option<&st
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod quota_tests;

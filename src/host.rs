@@ -1,13 +1,14 @@
-//! The only module that calls into the proxy-wasm host: contexts, header maps, bodies, logging.
-//! It applies the decisions of [`crate::flow`] and holds no logic of its own.
+//! The only module that calls into the proxy-wasm host: contexts, header maps, bodies, shared data,
+//! the clock, logging. It applies the decisions of [`crate::flow`] and holds no logic of its own.
 
 use crate::config::Config;
-use crate::flow::{BodyAction, HeadersAction, LocalReply, RequestFlow};
-use crate::ports::HeaderMap;
+use crate::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
+use crate::ports::{HeaderMap, SharedStore, StoreError};
+use crate::quota;
 use crate::routing::next_random;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -22,32 +23,54 @@ fn log(level: LogLevel, message: &str) {
     let _ = hostcalls::log(level, message);
 }
 
-/// The request headers of the current HTTP context, read and written through the host.
-struct HostRequestHeaders;
+fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
 
-impl HeaderMap for HostRequestHeaders {
+/// The request or response headers of the current HTTP context, through the host.
+struct HostHeaders(MapType);
+
+impl HeaderMap for HostHeaders {
     fn get(&self, name: &str) -> Option<String> {
         // Bytes, not String: the SDK's String variant panics on non-UTF-8 header values.
-        let value = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name).ok()??;
+        let value = hostcalls::get_map_value_bytes(self.0, name).ok()??;
         Some(String::from_utf8_lossy(&value).into_owned())
     }
 
     fn set(&mut self, name: &str, value: &str) {
-        if hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).is_err() {
-            log(LogLevel::Warn, &format!("ai-gateway: could not set request header {name}"));
+        if hostcalls::set_map_value(self.0, name, Some(value)).is_err() {
+            log(LogLevel::Warn, &format!("ai-gateway: could not set header {name}"));
         }
     }
 
     fn remove(&mut self, name: &str) {
-        if hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).is_err() {
-            log(LogLevel::Warn, &format!("ai-gateway: could not remove request header {name}"));
+        if hostcalls::remove_map_value(self.0, name).is_err() {
+            log(LogLevel::Warn, &format!("ai-gateway: could not remove header {name}"));
         }
     }
 
     fn names(&self) -> Vec<String> {
-        hostcalls::get_map_bytes(MapType::HttpRequestHeaders)
-            .map(|map| map.into_iter().map(|(name, _)| name).collect())
-            .unwrap_or_default()
+        hostcalls::get_map_bytes(self.0).map(|map| map.into_iter().map(|(name, _)| name).collect()).unwrap_or_default()
+    }
+}
+
+/// Envoy's shared data for this VM id.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Failed),
+        }
     }
 }
 
@@ -66,11 +89,8 @@ impl RootContext for GatewayRoot {
             hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
         match Config::parse(&document) {
             Ok(config) => {
-                let seed = hostcalls::get_current_time()
-                    .ok()
-                    .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |elapsed| elapsed.as_nanos() as u64);
-                self.random_state.set(self.random_state.get() ^ seed);
+                quota::create_missing(&HostStore, config.limits());
+                self.random_state.set(self.random_state.get() ^ now_ns());
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -97,11 +117,18 @@ struct GatewayHttp {
     flow: RequestFlow,
 }
 
+impl GatewayHttp {
+    fn io(headers: &mut HostHeaders) -> Io<'_> {
+        Io { headers, store: &HostStore, now_ns: now_ns() }
+    }
+}
+
 impl Context for GatewayHttp {}
 
 impl HttpContext for GatewayHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        match self.flow.on_request_headers(&mut HostRequestHeaders, end_of_stream) {
+        let mut headers = HostHeaders(MapType::HttpRequestHeaders);
+        match self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers), end_of_stream) {
             HeadersAction::ReadBody => Action::Pause,
             HeadersAction::Respond(reply) => respond(reply),
         }
@@ -112,7 +139,8 @@ impl HttpContext for GatewayHttp {
             return Action::Pause;
         }
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
-        match self.flow.on_request_body(&mut HostRequestHeaders, &body) {
+        let mut headers = HostHeaders(MapType::HttpRequestHeaders);
+        match self.flow.on_request_body(&mut GatewayHttp::io(&mut headers), &body) {
             BodyAction::Forward { new_body } => {
                 if let Some(new_body) = new_body {
                     if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_err() {
@@ -129,6 +157,33 @@ impl HttpContext for GatewayHttp {
             }
             BodyAction::Respond(reply) => respond(reply),
         }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.flow.on_response_headers(&mut HostHeaders(MapType::HttpResponseHeaders), end_of_stream);
+        if end_of_stream {
+            self.flow.on_done(&HostStore, now_ns());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let chunk = match self.flow.wants_response_body() {
+            true => {
+                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+            }
+            false => Vec::new(),
+        };
+        self.flow.on_response_body(&chunk, end_of_stream);
+        if end_of_stream {
+            // Settle now, before the client can send its next request; `on_log` then has nothing left.
+            self.flow.on_done(&HostStore, now_ns());
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.flow.on_done(&HostStore, now_ns());
     }
 }
 

@@ -8,8 +8,10 @@ pub mod flow;
 mod host;
 pub mod model_list;
 pub mod ports;
+pub mod quota;
 pub mod request_body;
 pub mod routing;
+pub mod usage;
 
 #[cfg(test)]
 mod fake;

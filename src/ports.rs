@@ -7,3 +7,21 @@ pub trait HeaderMap {
     fn remove(&mut self, name: &str);
     fn names(&self) -> Vec<String>;
 }
+
+/// Why a shared-data write failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another writer changed the value since it was read: read again and retry.
+    CasMismatch,
+    /// The host refused the write for another reason.
+    Failed,
+}
+
+/// Envoy's shared data: one value per key, shared by every worker of a VM id, with a CAS token.
+/// There is no delete, so callers must keep the key space bounded.
+pub trait SharedStore {
+    /// The value and its CAS token, or `(None, None)` when the key does not exist.
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>);
+    /// Writes `value` if the key's CAS token is still `cas` (`None`: unconditionally).
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError>;
+}

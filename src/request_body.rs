@@ -6,23 +6,56 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
-/// The fields of a request body that routing needs, with where `model`'s value sits in the body.
+/// The fields of a request body that routing and quotas need, with where some sit in the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFields {
     pub model: String,
     /// Byte range of `model`'s JSON string (quotes included) in the body.
     pub model_span: Range<usize>,
     pub stream: bool,
+    /// The output cap the client declared (`max_tokens`, `max_completion_tokens` or `max_output_tokens`).
+    pub max_output_tokens: Option<u64>,
+    /// Number of choices requested (`n`), 1 when absent.
+    pub choices: u64,
+    pub stream_options: StreamOptions,
+}
+
+/// What the body says about `stream_options.include_usage`, and where `stream_options` sits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOptions {
+    Absent,
+    IncludesUsage,
+    /// Present (an object without `include_usage: true`, or null), at this byte range.
+    Other {
+        span: Range<usize>,
+        object: Option<serde_json::Map<String, serde_json::Value>>,
+    },
 }
 
 /// Top-level fields only; every other field is skipped by the parser without being stored.
-/// A duplicated `model` or `stream` is a parse error, so the model routed on is the only one.
+/// A duplicated field is a parse error, so the model routed on is the only one the upstream reads.
 #[derive(Deserialize)]
 struct TopLevel<'a> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    n: Option<u64>,
+    /// Kept even when `null` (a plain `Option` would read that as absent, and inserting
+    /// `stream_options` again would duplicate the key).
+    #[serde(borrow, default, deserialize_with = "present_even_if_null")]
+    stream_options: Option<&'a RawValue>,
+}
+
+fn present_even_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(deserializer).map(Some)
 }
 
 fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -46,9 +79,37 @@ pub fn read_fields(body: &[u8]) -> Result<RequestFields, ApiError> {
     if model.is_empty() {
         return Err(bad_request("missing_model", "You must provide a model parameter.").with_param("model"));
     }
-    let model_span = span_within(body, raw_model.get().as_bytes())
-        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "internal_error", "Could not locate `model` in the body."))?;
-    Ok(RequestFields { model, model_span, stream: top.stream.unwrap_or(false) })
+    let model_span = locate(body, raw_model)?;
+    let stream_options = match top.stream_options {
+        None => StreamOptions::Absent,
+        Some(raw) => {
+            let object: Option<serde_json::Map<String, serde_json::Value>> =
+                serde_json::from_str(raw.get()).map_err(|_| {
+                    bad_request("invalid_stream_options", "`stream_options` must be an object.")
+                        .with_param("stream_options")
+                })?;
+            let includes_usage =
+                object.as_ref().and_then(|o| o.get("include_usage")) == Some(&serde_json::Value::Bool(true));
+            if includes_usage {
+                StreamOptions::IncludesUsage
+            } else {
+                StreamOptions::Other { span: locate(body, raw)?, object }
+            }
+        }
+    };
+    Ok(RequestFields {
+        model,
+        model_span,
+        stream: top.stream.unwrap_or(false),
+        max_output_tokens: top.max_completion_tokens.or(top.max_tokens).or(top.max_output_tokens),
+        choices: top.n.unwrap_or(1).max(1),
+        stream_options,
+    })
+}
+
+fn locate(body: &[u8], raw: &RawValue) -> Result<Range<usize>, ApiError> {
+    span_within(body, raw.get().as_bytes())
+        .ok_or_else(|| ApiError::new(ErrorKind::Internal, "internal_error", "Could not locate a field in the body."))
 }
 
 /// Where `part`, a slice borrowed from `whole`, sits in it.
@@ -58,14 +119,48 @@ fn span_within(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
     (whole.get(start..end)? == part).then_some(start..end)
 }
 
-/// The body with the JSON string at `span` replaced by `new_model`.
-pub fn with_model(body: &[u8], span: Range<usize>, new_model: &str) -> Vec<u8> {
-    let encoded = serde_json::Value::from(new_model).to_string();
-    let (before, after) = (body.get(..span.start).unwrap_or_default(), body.get(span.end..).unwrap_or_default());
-    let mut out = Vec::with_capacity(before.len() + encoded.len() + after.len());
-    out.extend_from_slice(before);
-    out.extend_from_slice(encoded.as_bytes());
-    out.extend_from_slice(after);
+/// A replacement of the bytes at `span` (empty for an insertion) with `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    pub span: Range<usize>,
+    pub text: String,
+}
+
+/// Renames the model: replaces `model`'s JSON string.
+pub fn set_model(fields: &RequestFields, new_model: &str) -> Edit {
+    Edit { span: fields.model_span.clone(), text: serde_json::Value::from(new_model).to_string() }
+}
+
+/// Makes the body ask for usage in the stream (`stream_options.include_usage: true`), keeping any
+/// other stream options; `None` when it already does.
+pub fn include_usage(body: &[u8], fields: &RequestFields) -> Option<Edit> {
+    match &fields.stream_options {
+        StreamOptions::IncludesUsage => None,
+        StreamOptions::Absent => {
+            // Right after the opening brace; the object has at least `model`, so a comma follows.
+            let brace = body.iter().position(|&b| b == b'{')?;
+            Some(Edit { span: brace + 1..brace + 1, text: r#""stream_options":{"include_usage":true},"#.to_owned() })
+        }
+        StreamOptions::Other { span, object } => {
+            let mut object = object.clone().unwrap_or_default();
+            object.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+            Some(Edit { span: span.clone(), text: serde_json::Value::Object(object).to_string() })
+        }
+    }
+}
+
+/// The body with the edits applied; their spans must not overlap.
+pub fn apply(body: &[u8], mut edits: Vec<Edit>) -> Vec<u8> {
+    edits.sort_by_key(|edit| edit.span.start);
+    let extra: usize = edits.iter().map(|edit| edit.text.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut position = 0;
+    for edit in edits {
+        out.extend_from_slice(body.get(position..edit.span.start).unwrap_or_default());
+        out.extend_from_slice(edit.text.as_bytes());
+        position = edit.span.end.max(position);
+    }
+    out.extend_from_slice(body.get(position..).unwrap_or_default());
     out
 }
 
@@ -129,10 +224,60 @@ mod tests {
     fn rewrites_only_the_top_level_model() {
         let body = br#"{"messages":[{"model":"alias"}], "model" : "alias","n":1}"#;
         let fields = read_fields(body).unwrap();
-        let rewritten = with_model(body, fields.model_span, "real-\"model\"");
+        let rewritten = apply(body, vec![set_model(&fields, "real-\"model\"")]);
         assert_eq!(
             String::from_utf8(rewritten).unwrap(),
             r#"{"messages":[{"model":"alias"}], "model" : "real-\"model\"","n":1}"#
         );
+    }
+
+    #[test]
+    fn reads_declared_output_caps_and_choices() {
+        let cases: &[(&str, Option<u64>, u64)] = &[
+            (r#"{"model":"m"}"#, None, 1),
+            (r#"{"model":"m","max_tokens":100}"#, Some(100), 1),
+            (r#"{"model":"m","max_tokens":100,"max_completion_tokens":50,"n":3}"#, Some(50), 3),
+            (r#"{"model":"m","max_output_tokens":70,"n":0}"#, Some(70), 1),
+        ];
+        for (body, max, choices) in cases {
+            let fields = read_fields(body.as_bytes()).unwrap();
+            assert_eq!((fields.max_output_tokens, fields.choices), (*max, *choices), "{body}");
+        }
+        for body in
+            [r#"{"model":"m","max_tokens":-1}"#, r#"{"model":"m","n":"2"}"#, r#"{"model":"m","stream_options":5}"#]
+        {
+            assert_eq!(read_fields(body.as_bytes()).unwrap_err().status(), 400, "{body}");
+        }
+    }
+
+    #[test]
+    fn stream_usage_is_requested_keeping_other_options() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                r#"{"model":"m","stream":true}"#,
+                Some(r#"{"stream_options":{"include_usage":true},"model":"x","stream":true}"#),
+            ),
+            (
+                r#" {"model":"m","stream_options":null}"#,
+                Some(r#" {"model":"x","stream_options":{"include_usage":true}}"#),
+            ),
+            (
+                r#"{"model":"m","stream_options":{"include_usage":false,"x":1}}"#,
+                Some(r#"{"model":"x","stream_options":{"include_usage":true,"x":1}}"#),
+            ),
+            (r#"{"model":"m","stream_options":{"include_usage":true}}"#, None),
+        ];
+        for (body, expected) in cases {
+            let fields = read_fields(body.as_bytes()).unwrap();
+            let edit = include_usage(body.as_bytes(), &fields);
+            assert_eq!(edit.is_some(), expected.is_some(), "{body}");
+            let mut edits = vec![set_model(&fields, "x")];
+            edits.extend(edit);
+            let rewritten = String::from_utf8(apply(body.as_bytes(), edits)).unwrap();
+            if let Some(expected) = expected {
+                assert_eq!(rewritten, *expected);
+                serde_json::from_str::<serde_json::Value>(&rewritten).unwrap();
+            }
+        }
     }
 }

@@ -4,8 +4,9 @@ mod error;
 mod raw;
 
 pub use error::{ConfigError, Problem};
-pub use raw::{Api, CacheScope, RawLimits as Limits};
+pub use raw::{Api, CacheScope};
 
+use crate::quota::{Limit, LimitKind};
 use raw::{RawCache, RawConfig, RawKey, RawRoute, RawUpstream};
 use std::collections::{BTreeMap, HashMap};
 
@@ -33,7 +34,7 @@ pub struct Key {
     pub id: String,
     /// Per model index: may this key use it? `None`: every model.
     allowed_models: Option<Vec<bool>>,
-    pub limits: Limits,
+    pub limits: Vec<Limit>,
 }
 
 impl Key {
@@ -151,6 +152,11 @@ impl Config {
 
     pub fn upstream(&self, index: usize) -> Option<&Upstream> {
         self.upstreams.get(index)
+    }
+
+    /// Every limit of every key.
+    pub fn limits(&self) -> impl Iterator<Item = &Limit> {
+        self.keys.iter().flat_map(|key| key.limits.iter())
     }
 }
 
@@ -280,18 +286,23 @@ fn validate_key(
             Some(allowed)
         }
     };
-    let limits = raw.limits.unwrap_or_default();
+    let raw_limits = raw.limits.unwrap_or_default();
     let named_limits = [
-        ("requests_per_second", limits.requests_per_second),
-        ("requests_per_minute", limits.requests_per_minute),
-        ("requests_per_hour", limits.requests_per_hour),
-        ("requests_per_day", limits.requests_per_day),
-        ("tokens_per_minute", limits.tokens_per_minute),
-        ("tokens_per_hour", limits.tokens_per_hour),
-        ("tokens_per_day", limits.tokens_per_day),
+        (LimitKind::RequestsPerSecond, raw_limits.requests_per_second),
+        (LimitKind::RequestsPerMinute, raw_limits.requests_per_minute),
+        (LimitKind::RequestsPerHour, raw_limits.requests_per_hour),
+        (LimitKind::RequestsPerDay, raw_limits.requests_per_day),
+        (LimitKind::TokensPerMinute, raw_limits.tokens_per_minute),
+        (LimitKind::TokensPerHour, raw_limits.tokens_per_hour),
+        (LimitKind::TokensPerDay, raw_limits.tokens_per_day),
     ];
-    if let Some((name, _)) = named_limits.iter().find(|(_, value)| *value == Some(0)) {
-        return Err(ConfigError::new(format!("{field}.limits.{name}"), Problem::ZeroLimit));
+    let mut limits = Vec::new();
+    for (kind, amount) in named_limits {
+        match amount {
+            Some(0) => return Err(ConfigError::new(format!("{field}.limits.{}", kind.name()), Problem::ZeroLimit)),
+            Some(amount) => limits.push(Limit::new(&raw.id, kind, amount)),
+            None => {}
+        }
     }
     Ok(Key { id: raw.id, allowed_models, limits })
 }

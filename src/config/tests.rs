@@ -42,7 +42,16 @@ fn contract_example_loads_with_everything_compiled() {
     let config = parse(&contract_example()).unwrap();
     let key = config.key_by_digest(&parse_digest(FOO_DIGEST).unwrap()).unwrap().1;
     assert_eq!(key.id, "team-a");
-    assert_eq!(key.limits.requests_per_minute, Some(60));
+    let limits: Vec<(LimitKind, u64)> = key.limits.iter().map(|l| (l.kind, l.amount)).collect();
+    assert_eq!(
+        limits,
+        [
+            (LimitKind::RequestsPerMinute, 60),
+            (LimitKind::TokensPerMinute, 100_000),
+            (LimitKind::TokensPerDay, 2_000_000)
+        ]
+    );
+    assert_eq!(key.limits[0].store_key, "ai_gateway/quota/v1/team-a/requests_per_minute");
     let (mini, _) = config.model("gpt-4o-mini").unwrap();
     let (haiku, _) = config.model("claude-haiku").unwrap();
     let (smart, smart_route) = config.model("smart").unwrap();

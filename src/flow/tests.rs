@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::auth::digest;
-use crate::fake::{FakeHeaders, HeaderList};
+use crate::fake::{FakeHeaders, FakeStore, HeaderList};
 use serde_json::{json, Value};
 
 fn config() -> Rc<Config> {
@@ -32,6 +32,16 @@ fn request(method: &str, path: &str, extra: &[(&str, &str)]) -> FakeHeaders {
     headers
 }
 
+const NOW: u64 = 1_700_000_000_000_000_000;
+
+fn headers_phase(flow: &mut RequestFlow, headers: &mut FakeHeaders, store: &FakeStore, end: bool) -> HeadersAction {
+    flow.on_request_headers(&mut Io { headers, store, now_ns: NOW }, end)
+}
+
+fn body_phase(flow: &mut RequestFlow, headers: &mut FakeHeaders, store: &FakeStore, body: &str) -> BodyAction {
+    flow.on_request_body(&mut Io { headers, store, now_ns: NOW }, body.as_bytes())
+}
+
 fn reply_json(action: &HeadersAction) -> (u16, Value) {
     match action {
         HeadersAction::Respond(reply) => (reply.status, serde_json::from_slice(&reply.body).unwrap()),
@@ -49,9 +59,10 @@ fn body_reply_json(action: &BodyAction) -> (u16, Value) {
 /// Runs headers then body; returns the final headers and action.
 fn post(path: &str, extra: &[(&str, &str)], body: &str) -> (FakeHeaders, BodyAction) {
     let mut flow = RequestFlow::new(Some(config()), 0);
+    let store = FakeStore::default();
     let mut headers = request("POST", path, extra);
-    assert_eq!(flow.on_request_headers(&mut headers, false), HeadersAction::ReadBody);
-    let action = flow.on_request_body(&mut headers, body.as_bytes());
+    assert_eq!(headers_phase(&mut flow, &mut headers, &store, false), HeadersAction::ReadBody);
+    let action = body_phase(&mut flow, &mut headers, &store, body);
     (headers, action)
 }
 
@@ -110,7 +121,7 @@ fn strips_client_sent_gateway_headers_and_credentials() {
             ("x-ai-gateway-key-id", "admin2"),
         ],
     );
-    assert_eq!(flow.on_request_headers(&mut headers, false), HeadersAction::ReadBody);
+    assert_eq!(headers_phase(&mut flow, &mut headers, &FakeStore::default(), false), HeadersAction::ReadBody);
     let gateway: Vec<_> =
         headers.entries.iter().filter(|(n, _)| n.to_lowercase().starts_with("x-ai-gateway-")).collect();
     assert_eq!(gateway, vec![&(KEY_ID_HEADER.to_owned(), "alpha".to_owned())]);
@@ -128,7 +139,8 @@ fn authentication_failures_answer_401_in_the_clients_format() {
     ];
     for (path, extra, format) in cases {
         let mut headers = request("POST", path, extra);
-        let action = RequestFlow::new(Some(config()), 0).on_request_headers(&mut headers, false);
+        let action =
+            headers_phase(&mut RequestFlow::new(Some(config()), 0), &mut headers, &FakeStore::default(), false);
         let (status, body) = reply_json(&action);
         assert_eq!(status, 401, "{path} {extra:?}");
         match *format {
@@ -186,11 +198,17 @@ fn header_phase_answers() {
     ];
     for (method, path, extra, end_of_stream, status) in cases {
         let mut headers = request(method, path, extra);
-        let action = RequestFlow::new(Some(config()), 0).on_request_headers(&mut headers, *end_of_stream);
+        let action = headers_phase(
+            &mut RequestFlow::new(Some(config()), 0),
+            &mut headers,
+            &FakeStore::default(),
+            *end_of_stream,
+        );
         assert_eq!(reply_json(&action).0, *status, "{method} {path}");
     }
     let mut headers = request("GET", "/v1/models", &beta);
-    let (_, list) = reply_json(&RequestFlow::new(Some(config()), 0).on_request_headers(&mut headers, true));
+    let (_, list) =
+        reply_json(&headers_phase(&mut RequestFlow::new(Some(config()), 0), &mut headers, &FakeStore::default(), true));
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert_eq!(list["data"][0]["id"], "claude-haiku");
 }
@@ -199,14 +217,14 @@ fn header_phase_answers() {
 fn compressed_request_bodies_are_refused() {
     let mut headers =
         request("POST", "/v1/chat/completions", &[("authorization", "Bearer sk-alpha"), ("content-encoding", "gzip")]);
-    let action = RequestFlow::new(Some(config()), 0).on_request_headers(&mut headers, false);
+    let action = headers_phase(&mut RequestFlow::new(Some(config()), 0), &mut headers, &FakeStore::default(), false);
     assert_eq!(reply_json(&action).0, 415);
 }
 
 #[test]
 fn without_configuration_every_request_gets_500() {
     let mut headers = request("POST", "/v1/chat/completions", &[("authorization", "Bearer sk-alpha")]);
-    let action = RequestFlow::new(None, 0).on_request_headers(&mut headers, false);
+    let action = headers_phase(&mut RequestFlow::new(None, 0), &mut headers, &FakeStore::default(), false);
     assert_eq!(reply_json(&action).0, 500);
 }
 
@@ -222,8 +240,9 @@ fn a_custom_cluster_header_cannot_be_sent_by_the_client() {
     let mut flow = RequestFlow::new(Some(config), 0);
     let mut headers =
         request("POST", "/v1/chat/completions", &[("authorization", "Bearer sk-alpha"), ("x-route-cluster", "admin")]);
-    flow.on_request_headers(&mut headers, false);
+    let store = FakeStore::default();
+    headers_phase(&mut flow, &mut headers, &store, false);
     assert_eq!(headers.get("x-route-cluster"), None);
-    flow.on_request_body(&mut headers, br#"{"model":"m"}"#);
+    body_phase(&mut flow, &mut headers, &store, r#"{"model":"m"}"#);
     assert_eq!(headers.get("x-route-cluster").as_deref(), Some("up"));
 }

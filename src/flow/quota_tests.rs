@@ -1,0 +1,259 @@
+//! Request-flow tests of quotas against the fake host and store: admission, 429s, rate-limit
+//! headers, reservations settled from JSON and streamed usage, aborts and upstream errors.
+
+use super::*;
+use crate::auth::digest;
+use crate::fake::{FakeHeaders, FakeStore};
+use crate::quota::LimitKind;
+use serde_json::{json, Value};
+
+const NOW: u64 = 1_700_000_000_000_000_000;
+const SECOND: u64 = 1_000_000_000;
+
+fn config(limits: Value) -> Rc<Config> {
+    let document = json!({
+        "keys": [ { "id": "team", "sha256": hex::encode(digest("sk-team")), "limits": limits } ],
+        "upstreams": { "openai": {}, "anthropic": { "api": "anthropic" } },
+        "models": { "gpt": { "upstream": "openai", "model": "gpt-real" }, "claude": { "upstream": "anthropic" } }
+    });
+    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
+}
+
+/// One request through the flow, up to forwarding (or a local reply).
+struct Trip {
+    flow: RequestFlow,
+    headers: FakeHeaders,
+    outcome: Result<Option<Vec<u8>>, LocalReply>,
+}
+
+fn send(config: &Rc<Config>, store: &FakeStore, now_ns: u64, path: &str, body: &str) -> Trip {
+    let mut flow = RequestFlow::new(Some(config.clone()), 0);
+    let mut headers = FakeHeaders::new(&[(":method", "POST"), (":path", path), ("authorization", "Bearer sk-team")]);
+    let outcome = match flow.on_request_headers(&mut Io { headers: &mut headers, store, now_ns }, false) {
+        HeadersAction::Respond(reply) => Err(reply),
+        HeadersAction::ReadBody => {
+            match flow.on_request_body(&mut Io { headers: &mut headers, store, now_ns }, body.as_bytes()) {
+                BodyAction::Forward { new_body } => Ok(new_body),
+                BodyAction::Respond(reply) => Err(reply),
+            }
+        }
+    };
+    Trip { flow, headers, outcome }
+}
+
+fn chat(max_tokens: u64) -> String {
+    json!({ "model": "gpt", "max_tokens": max_tokens, "messages": [ { "role": "user", "content": "hi" } ] }).to_string()
+}
+
+/// Answers a forwarded request: response headers, then the body in the given chunks.
+fn answer(trip: &mut Trip, status: u16, content_type: &str, chunks: &[&[u8]]) -> FakeHeaders {
+    let mut response = FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", content_type)]);
+    trip.flow.on_response_headers(&mut response, false);
+    for (i, chunk) in chunks.iter().enumerate() {
+        trip.flow.on_response_body(chunk, i + 1 == chunks.len());
+    }
+    response
+}
+
+fn remaining(store: &FakeStore, config: &Config, kind: LimitKind) -> u64 {
+    let limit = config.limits().find(|l| l.kind == kind).unwrap();
+    quota::take(store, limit, 0, NOW).unwrap().remaining
+}
+
+fn header<'a>(headers: &'a [(&'static str, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn request_limit_admits_exactly_n_and_counts_down() {
+    let config = config(json!({ "requests_per_minute": 3 }));
+    let store = FakeStore::default();
+    for expected in ["2", "1", "0"] {
+        let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &chat(5));
+        assert!(trip.outcome.is_ok());
+        let response = answer(&mut trip, 200, "application/json", &[b"{}"]);
+        assert_eq!(response.get("x-ratelimit-limit-requests").as_deref(), Some("3"));
+        assert_eq!(response.get("x-ratelimit-remaining-requests").as_deref(), Some(expected));
+        assert!(response.get("x-ratelimit-reset-requests").is_some());
+    }
+    let trip = send(&config, &store, NOW, "/v1/chat/completions", &chat(5));
+    let reply = trip.outcome.unwrap_err();
+    assert_eq!(reply.status, 429);
+    assert_eq!(header(&reply.headers, "retry-after"), Some("20"));
+    assert_eq!(header(&reply.headers, "x-ratelimit-remaining-requests"), Some("0"));
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        (body["error"]["type"].as_str(), body["error"]["code"].as_str()),
+        (Some("requests"), Some("rate_limit_exceeded"))
+    );
+    // 20 s later one request has refilled.
+    assert!(send(&config, &store, NOW + 20 * SECOND, "/v1/chat/completions", &chat(5)).outcome.is_ok());
+}
+
+#[test]
+fn anthropic_clients_get_anthropic_429s() {
+    let config = config(json!({ "requests_per_second": 1 }));
+    let store = FakeStore::default();
+    let body = json!({ "model": "claude", "max_tokens": 5, "messages": [] }).to_string();
+    assert!(send(&config, &store, NOW, "/v1/messages", &body).outcome.is_ok());
+    let reply = send(&config, &store, NOW, "/v1/messages", &body).outcome.unwrap_err();
+    let json: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, json["error"]["type"].as_str()), (429, Some("rate_limit_error")));
+}
+
+#[test]
+fn admission_is_exact_under_cas_conflicts() {
+    let config = config(json!({ "requests_per_minute": 10 }));
+    let store = FakeStore::default();
+    quota::create_missing(&store, config.limits());
+    let admitted = (0..64)
+        .filter(|i| {
+            store.conflicts_to_inject.set(i % 4);
+            send(&config, &store, NOW, "/v1/chat/completions", &chat(5)).outcome.is_ok()
+        })
+        .count();
+    assert_eq!(admitted, 10);
+}
+
+#[test]
+fn a_store_that_keeps_failing_fails_closed() {
+    let config = config(json!({ "requests_per_minute": 10 }));
+    let store = FakeStore::default();
+    store.refuse_writes.set(true);
+    let reply = send(&config, &store, NOW, "/v1/chat/completions", &chat(5)).outcome.unwrap_err();
+    assert_eq!((reply.status, header(&reply.headers, "retry-after")), (503, Some("1")));
+}
+
+#[test]
+fn json_usage_settles_the_reservation() {
+    let config = config(json!({ "tokens_per_minute": 1000 }));
+    let store = FakeStore::default();
+    let body = chat(100);
+    let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &body);
+    let reserved = 100 + (body.len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
+    assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000 - reserved);
+    let response = answer(
+        &mut trip,
+        200,
+        "application/json",
+        &[br#"{"usage":{"prompt_tokens":12,"#, br#""completion_tokens":30}}"#],
+    );
+    assert_eq!(response.get("x-ratelimit-remaining-tokens"), Some((1000 - reserved).to_string()));
+    assert_eq!(trip.flow.on_done(&store, NOW), Some(crate::usage::Usage { input_tokens: 12, output_tokens: 30 }));
+    assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000 - 42);
+}
+
+#[test]
+fn streamed_usage_settles_the_reservation_whatever_the_chunking() {
+    let config = config(json!({ "tokens_per_day": 100_000 }));
+    let stream = concat!(
+        "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9,\"total_tokens\":16}}\r\n\r\n",
+        "data: [DONE]\r\n\r\n"
+    )
+    .as_bytes();
+    for split in 0..=stream.len() {
+        let store = FakeStore::default();
+        let body = json!({ "model": "gpt", "stream": true, "max_tokens": 50, "messages": [] }).to_string();
+        let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &body);
+        let sent: Value = serde_json::from_slice(&trip.outcome.clone().unwrap().unwrap()).unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+        assert_eq!(trip.headers.get("content-length"), Some(serde_json::to_vec(&sent).unwrap().len().to_string()));
+        let (a, b) = stream.split_at(split);
+        answer(&mut trip, 200, "text/event-stream", &[a, b]);
+        trip.flow.on_done(&store, NOW);
+        assert_eq!(remaining(&store, &config, LimitKind::TokensPerDay), 100_000 - 16, "split at {split}");
+    }
+}
+
+/// A response as the upstream sent it: status, the body seen so far, and whether it ended.
+type UpstreamAnswer = (u16, &'static [u8], bool);
+
+#[test]
+fn without_usage_the_reservation_settles_to_a_documented_estimate() {
+    let config = config(json!({ "tokens_per_hour": 10_000 }));
+    let body = chat(400);
+    let prompt = (body.len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
+    let cases: &[(&str, Option<UpstreamAnswer>, u64)] = &[
+        ("client abort before any response", None, 400 + prompt),
+        (
+            "stream cut short",
+            Some((200, b"data: {\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n", false)),
+            400 + prompt,
+        ),
+        ("no usage reported", Some((200, b"{\"id\":\"x\"}", true)), 400 + prompt),
+        ("upstream error", Some((503, b"upstream connect error", true)), prompt),
+    ];
+    for (name, response, charged) in cases {
+        let store = FakeStore::default();
+        let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &body);
+        if let Some((status, chunk, complete)) = response {
+            let mut headers =
+                FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", "text/event-stream")]);
+            trip.flow.on_response_headers(&mut headers, false);
+            trip.flow.on_response_body(chunk, *complete);
+        }
+        trip.flow.on_done(&store, NOW);
+        assert_eq!(remaining(&store, &config, LimitKind::TokensPerHour), 10_000 - charged, "{name}");
+    }
+}
+
+#[test]
+fn token_limit_refuses_what_it_cannot_reserve_and_gives_nothing_back_twice() {
+    let config = config(json!({ "tokens_per_minute": 1000, "requests_per_minute": 100 }));
+    let store = FakeStore::default();
+    let reply = send(&config, &store, NOW, "/v1/chat/completions", &chat(5000)).outcome.unwrap_err();
+    assert_eq!(reply.status, 429);
+    let json: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(json["error"]["type"], "tokens");
+    assert_eq!(header(&reply.headers, "x-ratelimit-remaining-tokens"), Some("1000"));
+    assert_eq!(header(&reply.headers, "x-ratelimit-remaining-requests"), Some("99"));
+    assert_eq!(header(&reply.headers, "retry-after"), Some("60"));
+    assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000);
+}
+
+#[test]
+fn concurrent_reservations_never_let_real_usage_pass_the_limit() {
+    // 64 requests in flight at once, each declaring max_tokens 100 and then using all of it.
+    let config = config(json!({ "tokens_per_minute": 2000 }));
+    let store = FakeStore::default();
+    let mut in_flight: Vec<Trip> = (0..64)
+        .map(|_| send(&config, &store, NOW, "/v1/chat/completions", &chat(100)))
+        .filter(|trip| trip.outcome.is_ok())
+        .collect();
+    let mut used = 0;
+    for trip in &mut in_flight {
+        let prompt = (chat(100).len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
+        let usage = format!("{{\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":100}}}}");
+        answer(trip, 200, "application/json", &[usage.as_bytes()]);
+        trip.flow.on_done(&store, NOW);
+        used += prompt + 100;
+    }
+    assert!(!in_flight.is_empty() && in_flight.len() < 64);
+    assert!(used <= 2000, "real usage {used} passed the limit");
+}
+
+#[test]
+fn requests_the_gateway_answers_itself_hold_no_tokens() {
+    let config = config(json!({ "tokens_per_minute": 1000, "requests_per_minute": 5 }));
+    let store = FakeStore::default();
+    let reply = send(&config, &store, NOW, "/v1/chat/completions", r#"{"model":"nope"}"#).outcome.unwrap_err();
+    assert_eq!(reply.status, 404);
+    assert_eq!(header(&reply.headers, "x-ratelimit-remaining-requests"), Some("4"));
+    assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000);
+}
+
+#[test]
+fn the_key_space_is_one_entry_per_key_and_limit() {
+    let config = config(json!({ "requests_per_minute": 1000, "tokens_per_minute": 100_000 }));
+    let store = FakeStore::default();
+    for i in 0..50 {
+        let mut trip = send(&config, &store, NOW + i * SECOND * 3600, "/v1/chat/completions", &chat(5));
+        answer(&mut trip, 200, "application/json", &[b"{\"usage\":{\"prompt_tokens\":1}}"]);
+        trip.flow.on_done(&store, NOW);
+    }
+    assert_eq!(
+        store.keys(),
+        ["ai_gateway/quota/v1/team/requests_per_minute", "ai_gateway/quota/v1/team/tokens_per_minute"]
+    );
+}
