@@ -110,3 +110,27 @@ def test_weighted_targets_split_traffic(gateway):
     b = len(upstream_requests(gateway, "openai_b")) - before[1]
     assert a + b == 200
     assert 115 <= a <= 185, (a, b)  # weights 3:1 -> 150 expected, sd 6.1
+
+
+def test_openai_rate_limit_error_carries_retry_after_and_headers_count_down(gateway):
+    client = openai_client(gateway, gateway["keys"]["limited_openai"])
+    remaining = []
+    for _ in range(2):
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)
+        remaining.append(raw.headers["x-ratelimit-remaining-requests"])
+        assert int(raw.headers["x-ratelimit-remaining-tokens"]) < 100000
+    assert remaining == ["1", "0"]
+    with pytest.raises(openai.RateLimitError) as error:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)
+    assert int(error.value.response.headers["retry-after"]) >= 1
+    assert error.value.code == "rate_limit_exceeded"
+
+
+def test_anthropic_rate_limit_error(gateway):
+    client = anthropic_client(gateway, gateway["keys"]["limited_anthropic"])
+    for _ in range(2):
+        client.messages.create(model="claude-haiku", max_tokens=5, messages=MESSAGES)
+    with pytest.raises(anthropic.RateLimitError) as error:
+        client.messages.create(model="claude-haiku", max_tokens=5, messages=MESSAGES)
+    assert int(error.value.response.headers["retry-after"]) >= 1
+    assert error.value.body["error"]["type"] == "rate_limit_error"

@@ -10,6 +10,9 @@ pub const ALPHA: &str = "sk-test-alpha-0123456789";
 pub const BETA: &str = "sk-test-beta-0123456789";
 pub const ROTATED_OLD: &str = "sk-test-rotated-old";
 pub const ROTATED_NEW: &str = "sk-test-rotated-new";
+/// Keys with two requests per minute, for the SDKs' rate-limit errors.
+pub const LIMITED_OPENAI: &str = "sk-test-limited-openai";
+pub const LIMITED_ANTHROPIC: &str = "sk-test-limited-anthropic";
 pub const OPENAI_PROVIDER_KEY: &str = "Bearer sk-provider-openai";
 pub const ANTHROPIC_PROVIDER_KEY: &str = "provider-anthropic-key";
 
@@ -23,7 +26,11 @@ pub fn filter_config() -> Value {
         "keys": [
             { "id": "alpha", "sha256": sha256_hex(ALPHA) },
             { "id": "beta", "sha256": [sha256_hex(BETA)], "models": ["claude-*"] },
-            { "id": "rotated", "sha256": [sha256_hex(ROTATED_OLD), sha256_hex(ROTATED_NEW)], "models": ["gpt-4o"] }
+            { "id": "rotated", "sha256": [sha256_hex(ROTATED_OLD), sha256_hex(ROTATED_NEW)], "models": ["gpt-4o"] },
+            { "id": "limited-openai", "sha256": sha256_hex(LIMITED_OPENAI),
+              "limits": { "requests_per_minute": 2, "tokens_per_day": 100000 } },
+            { "id": "limited-anthropic", "sha256": sha256_hex(LIMITED_ANTHROPIC),
+              "limits": { "requests_per_minute": 2, "tokens_per_day": 100000 } }
         ],
         "upstreams": {
             "openai": { "cluster": "openai_a", "api": "openai", "authority": "api.openai.test",
@@ -66,6 +73,14 @@ impl Gateway {
         );
         let envoy = tokio::task::block_in_place(|| Envoy::start(&setup))?;
         Ok(Gateway { envoy, openai, openai_b, anthropic })
+    }
+
+    /// The fixture's configuration with `limits` set on the `alpha` and `beta` keys.
+    pub fn config_with_limits(limits: Value) -> Value {
+        let mut config = filter_config();
+        config["keys"][0]["limits"] = limits.clone();
+        config["keys"][1]["limits"] = limits;
+        config
     }
 
     pub fn url(&self, path: &str) -> String {

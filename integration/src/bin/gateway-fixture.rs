@@ -2,7 +2,7 @@
 //! languages: prints one JSON line with the gateway URL, the test keys and each mock's request log
 //! URL, then runs until its standard input closes.
 
-use ai_gateway_integration::fixture::{Gateway, ALPHA, BETA, ROTATED_NEW};
+use ai_gateway_integration::fixture::{Gateway, ALPHA, BETA, LIMITED_ANTHROPIC, LIMITED_OPENAI, ROTATED_NEW};
 use serde_json::json;
 use std::io::Read;
 
@@ -14,7 +14,8 @@ async fn main() -> Result<(), String> {
     let description = json!({
         "url": gateway.url(""),
         "admin_url": format!("http://127.0.0.1:{}", gateway.envoy.admin_port),
-        "keys": { "alpha": ALPHA, "beta": BETA, "rotated": ROTATED_NEW },
+        "keys": { "alpha": ALPHA, "beta": BETA, "rotated": ROTATED_NEW,
+                  "limited_openai": LIMITED_OPENAI, "limited_anthropic": LIMITED_ANTHROPIC },
         "mocks": { "openai": log_url(&gateway.openai), "openai_b": log_url(&gateway.openai_b),
                    "anthropic": log_url(&gateway.anthropic) },
     });

@@ -20,7 +20,11 @@ impl std::ops::Deref for TestGateway {
 
 impl TestGateway {
     pub async fn start() -> TestGateway {
-        let gateway = Gateway::start().await.unwrap_or_else(|e| panic!("{e}"));
+        TestGateway::start_with(filter_config()).await
+    }
+
+    pub async fn start_with(config: Value) -> TestGateway {
+        let gateway = Gateway::start_with(config).await.unwrap_or_else(|e| panic!("{e}"));
         TestGateway { gateway, http: reqwest::Client::new() }
     }
 
