@@ -2,6 +2,7 @@
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::auth::{self, CREDENTIAL_HEADERS};
+use crate::cache::{self, entry::Entry, Directives, KeyMaterial, ANSWER_CHANGING_HEADERS};
 use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
 use crate::ports::{HeaderMap, SharedStore};
@@ -14,6 +15,8 @@ use std::rc::Rc;
 
 /// The header that tells the upstream which configured key made the request.
 pub const KEY_ID_HEADER: &str = "x-ai-gateway-key-id";
+/// The response header that says whether the cache answered: `hit`, `miss` or `bypass`.
+pub const CACHE_HEADER: &str = "x-ai-gateway-cache";
 /// Output tokens reserved for a request that declares no maximum (`max_tokens` and the like).
 pub const DEFAULT_OUTPUT_ESTIMATE: u64 = 1024;
 /// Request-body bytes per prompt token assumed when reserving: an overestimate for most text
@@ -80,6 +83,14 @@ struct Reservation {
     prompt_estimate: u64,
 }
 
+/// A response being copied as it passes, to be stored in the cache if it completes with 200.
+#[derive(Debug)]
+struct Recording {
+    key: [u8; 32],
+    format: Option<BodyFormat>,
+    body: Vec<u8>,
+}
+
 /// One request's journey through the gateway.
 pub struct RequestFlow {
     config: Option<Rc<Config>>,
@@ -91,6 +102,9 @@ pub struct RequestFlow {
     response_status: Option<u16>,
     response_complete: bool,
     usage_reader: Option<UsageReader>,
+    /// `hit`, `miss` or `bypass` when a cache is configured.
+    cache_status: Option<&'static str>,
+    recording: Option<Recording>,
 }
 
 impl RequestFlow {
@@ -105,6 +119,8 @@ impl RequestFlow {
             response_status: None,
             response_complete: false,
             usage_reader: None,
+            cache_status: None,
+            recording: None,
         }
     }
 
@@ -166,7 +182,11 @@ impl RequestFlow {
                     Ok(status) => {
                         self.rate_headers.extend(status.map(|s| limit_headers("requests", s)).into_iter().flatten())
                     }
-                    Err(refusal) => return HeadersAction::Respond(self.refusal_reply(refusal, key, io, format)),
+                    Err(refusal) => {
+                        let mut reply = self.refusal_reply(refusal, key, io, format);
+                        reply.headers.extend(self.rate_headers.iter().cloned());
+                        return HeadersAction::Respond(reply);
+                    }
                 }
                 self.phase = Phase::RequestBody { key_index, endpoint };
                 HeadersAction::ReadBody
@@ -212,13 +232,17 @@ impl RequestFlow {
             }
             Err(mut reply) => {
                 reply.headers.extend(self.rate_headers.iter().cloned());
+                if let Some(status) = self.cache_status.filter(|_| reply.status != 200) {
+                    reply.headers.push((CACHE_HEADER, status.to_owned()));
+                }
                 BodyAction::Respond(reply)
             }
         }
     }
 
-    /// Reads the body's fields, resolves the model, reserves tokens and rewrites the request for the
-    /// chosen upstream. Returns the new body when it had to change.
+    /// Reads the body's fields, resolves the model, answers from the cache or reserves tokens, and
+    /// rewrites the request for the chosen upstream. `Ok`: forward, with the new body when it had to
+    /// change. `Err`: answer locally with this reply (an error, a 429 or a cache hit).
     fn admit_and_route(
         &mut self,
         config: &Config,
@@ -234,6 +258,35 @@ impl RequestFlow {
         })?;
         let fields = request_body::read_fields(body).map_err(error_reply)?;
         let resolved = routing::resolve(config, key, &fields.model, self.random).map_err(error_reply)?;
+
+        if let Some(settings) = &config.cache {
+            let directives = Directives::from_cache_control(io.headers.get("cache-control").as_deref());
+            self.cache_status = Some("bypass");
+            let material = KeyMaterial {
+                key_id: &key.id,
+                upstream: &resolved.upstream.name,
+                upstream_model: resolved.target.model.as_deref().unwrap_or(&fields.model),
+                endpoint,
+                headers: ANSWER_CHANGING_HEADERS.map(|name| io.headers.get(name)),
+                body,
+            };
+            let cache_key = if directives.skip_store && directives.skip_lookup {
+                None
+            } else {
+                cache::cache_key(settings, &material)
+            };
+            if let Some(cache_key) = cache_key {
+                if !directives.skip_lookup {
+                    if let Some(hit) = cache::lookup(io.store, settings, &cache_key, io.now_ns) {
+                        return Err(self.hit_reply(key, io, hit));
+                    }
+                    self.cache_status = Some("miss");
+                }
+                if !directives.skip_store {
+                    self.recording = Some(Recording { key: cache_key, format: None, body: Vec::new() });
+                }
+            }
+        }
 
         let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
         if token_limits.clone().next().is_some() {
@@ -275,6 +328,27 @@ impl RequestFlow {
         Ok(Some(new_body))
     }
 
+    /// A cache hit: the stored answer, counted against request limits but spending no tokens.
+    fn hit_reply(&mut self, key: &Key, io: &Io, hit: cache::Hit) -> LocalReply {
+        let content_type = match hit.format {
+            BodyFormat::Json => "application/json",
+            BodyFormat::EventStream => "text/event-stream",
+        };
+        let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
+        let token_status = quota::peek_tightest(io.store, token_limits, io.now_ns);
+        self.rate_headers.extend(token_status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
+        self.cache_status = Some("hit");
+        LocalReply {
+            status: 200,
+            headers: vec![
+                ("content-type", content_type.to_owned()),
+                (CACHE_HEADER, "hit".to_owned()),
+                ("age", hit.age_seconds.to_string()),
+            ],
+            body: hit.body,
+        }
+    }
+
     /// A 429 (or a fail-closed 503) with every rate-limit header the key has.
     fn refusal_reply(&mut self, refusal: Refusal, key: &Key, io: &Io, format: ApiFormat) -> LocalReply {
         let (error, retry_after_ns) = match refusal {
@@ -312,7 +386,6 @@ impl RequestFlow {
         }
         let mut reply = LocalReply::error(&error, format);
         reply.headers.extend(retry_after_headers(retry_after_ns));
-        reply.headers.extend(self.rate_headers.iter().cloned());
         reply
     }
 
@@ -324,21 +397,45 @@ impl RequestFlow {
         for (name, value) in &self.rate_headers {
             headers.set(name, value);
         }
+        if let Some(status) = self.cache_status {
+            headers.set(CACHE_HEADER, status);
+        }
         self.response_status = headers.get(":status").and_then(|status| status.parse().ok());
         let format = headers.get("content-type").and_then(|content_type| BodyFormat::from_content_type(&content_type));
         self.usage_reader = format.map(UsageReader::new);
         self.response_complete = end_of_stream;
+        let max_entry_bytes = self.config.as_deref().and_then(|c| c.cache).map_or(0, |c| c.max_entry_bytes as usize);
+        let declared_length = headers.get("content-length").and_then(|length| length.parse::<usize>().ok());
+        let cacheable = self.response_status == Some(200)
+            && format.is_some()
+            && declared_length.is_none_or(|length| length <= max_entry_bytes);
+        match &mut self.recording {
+            Some(recording) if cacheable => {
+                recording.format = format;
+                recording.body.reserve(declared_length.unwrap_or(0));
+            }
+            _ => self.recording = None,
+        }
     }
 
     /// Whether the host needs to hand over response body chunks.
     pub fn wants_response_body(&self) -> bool {
-        self.usage_reader.is_some()
+        self.usage_reader.is_some() || self.recording.is_some()
     }
 
     /// A chunk of the response body, as it passes (it is never held back).
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) {
         if let Some(reader) = &mut self.usage_reader {
             reader.feed(chunk);
+        }
+        if let Some(recording) = &mut self.recording {
+            let max_entry_bytes =
+                self.config.as_deref().and_then(|c| c.cache).map_or(0, |c| c.max_entry_bytes as usize);
+            if recording.body.len() + chunk.len() > max_entry_bytes {
+                self.recording = None;
+            } else {
+                recording.body.extend_from_slice(chunk);
+            }
         }
         self.response_complete |= end_of_stream;
     }
@@ -349,6 +446,15 @@ impl RequestFlow {
     pub fn on_done(&mut self, store: &dyn SharedStore, now_ns: u64) -> Option<Usage> {
         self.phase = Phase::Done;
         let usage = self.usage_reader.as_mut().and_then(UsageReader::finish);
+        let settings = self.config.as_deref().and_then(|config| config.cache);
+        if let (Some(recording), Some(settings)) = (self.recording.take(), settings) {
+            if let (Some(format), true) =
+                (recording.format, self.response_complete && self.response_status == Some(200))
+            {
+                let entry = Entry { key: recording.key, stored_at_ns: now_ns, format, body: recording.body };
+                cache::store(store, &settings, &entry, now_ns);
+            }
+        }
         if let Some(reservation) = self.reservation.take() {
             let charged = charge(reservation, self.response_status, self.response_complete, usage);
             let delta = i64::try_from(i128::from(charged) - i128::from(reservation.reserved)).unwrap_or(0);
@@ -400,3 +506,6 @@ mod tests;
 
 #[cfg(test)]
 mod quota_tests;
+
+#[cfg(test)]
+mod cache_tests;

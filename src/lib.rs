@@ -2,6 +2,7 @@
 
 pub mod api_error;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod endpoint;
 pub mod flow;
