@@ -83,6 +83,13 @@ impl Gateway {
         config
     }
 
+    /// The fixture's configuration with this `cache` section.
+    pub fn config_with_cache(cache: Value) -> Value {
+        let mut config = filter_config();
+        config["cache"] = cache;
+        config
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.envoy.url(path)
     }

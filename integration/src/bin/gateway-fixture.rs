@@ -1,6 +1,6 @@
 //! Starts the end-to-end fixture (mock providers + Envoy with the filter) for tests written in other
 //! languages: prints one JSON line with the gateway URL, the test keys and each mock's request log
-//! URL, then runs until its standard input closes.
+//! URL, then runs until its standard input closes. `--cache` adds a response cache to the config.
 
 use ai_gateway_integration::fixture::{Gateway, ALPHA, BETA, LIMITED_ANTHROPIC, LIMITED_OPENAI, ROTATED_NEW};
 use serde_json::json;
@@ -8,7 +8,11 @@ use std::io::Read;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), String> {
-    let gateway = Gateway::start().await?;
+    let gateway = match std::env::args().nth(1).as_deref() {
+        Some("--cache") => Gateway::start_with(Gateway::config_with_cache(json!({}))).await?,
+        Some(other) => return Err(format!("unknown argument {other:?}; the only option is --cache")),
+        None => Gateway::start().await?,
+    };
     let log_url =
         |mock: &ai_gateway_integration::mock_upstream::MockUpstream| format!("http://{}/_mock/requests", mock.addr);
     let description = json!({
