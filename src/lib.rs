@@ -14,5 +14,5 @@ pub mod request_body;
 pub mod routing;
 pub mod usage;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake;

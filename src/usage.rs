@@ -134,7 +134,9 @@ impl UsageReader {
     fn observe_line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(data) = line.strip_prefix(b"data:") else { return };
-        if !contains(data, b"usage") {
+        // OpenAI streams with usage enabled carry `"usage":null` on every chunk: parse only lines
+        // where usage is an object.
+        if !mentions_usage_object(data) {
             return;
         }
         if let Ok(event) = serde_json::from_slice::<StreamEvent>(data) {
@@ -181,17 +183,27 @@ impl UsageReader {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+const USAGE_KEY: &[u8] = b"\"usage\"";
+
+/// Whether `"usage"` is followed, past optional whitespace, by `:` and `{` somewhere in the text.
+fn mentions_usage_object(text: &[u8]) -> bool {
+    let mut rest = text;
+    while let Some(at) = rest.windows(USAGE_KEY.len()).position(|w| w == USAGE_KEY) {
+        rest = rest.get(at + USAGE_KEY.len()..).unwrap_or_default();
+        let mut significant = rest.iter().filter(|b| !b.is_ascii_whitespace());
+        if significant.next() == Some(&b':') && significant.next() == Some(&b'{') {
+            return true;
+        }
+    }
+    false
 }
 
 /// The last `"usage": {...}` in a JSON text that parses as a usage object.
 fn last_usage_object(text: &[u8]) -> Option<UsageFields> {
-    const KEY: &[u8] = b"\"usage\"";
     let mut end = text.len();
-    while let Some(start) = text.get(..end)?.windows(KEY.len()).rposition(|w| w == KEY) {
+    while let Some(start) = text.get(..end)?.windows(USAGE_KEY.len()).rposition(|w| w == USAGE_KEY) {
         end = start;
-        let after_key = text.get(start + KEY.len()..)?;
+        let after_key = text.get(start + USAGE_KEY.len()..)?;
         let value_start = after_key.iter().position(|b| !b.is_ascii_whitespace())?;
         let Some(value) = after_key.get(value_start..).and_then(|v| v.strip_prefix(b":")) else { continue };
         let mut deserializer = serde_json::Deserializer::from_slice(value);

@@ -83,6 +83,21 @@ fn streams_without_usage_or_cut_short_report_what_they_saw() {
 }
 
 #[test]
+fn only_usage_objects_are_parsed() {
+    let cases: &[(&[u8], bool)] = &[
+        (b"{\"usage\":{\"prompt_tokens\":1}}", true),
+        (b"{\"usage\" : \n {\"x\":1}}", true),
+        (b"{\"usage\":null}", false),
+        (b"{\"content\":\"usage: {\"}", false),
+        (b"{\"usage\":null,\"message\":{\"usage\":{}}}", true),
+        (b"\"usage\"", false),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(mentions_usage_object(text), *expected, "{}", String::from_utf8_lossy(text));
+    }
+}
+
+#[test]
 fn huge_lines_are_skipped_with_bounded_memory() {
     let mut reader = UsageReader::new(BodyFormat::EventStream);
     reader.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"");
