@@ -15,7 +15,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::rc::Rc;
 
-fn config(keys: usize) -> Config {
+fn config(keys: usize) -> Result<Config, ai_gateway::config::ConfigError> {
     let keys: Vec<_> = (0..keys)
         .map(|i| json!({ "id": format!("key-{i}"), "sha256": hex(&digest(&format!("sk-{i}"))),
                          "limits": { "requests_per_minute": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 } }))
@@ -25,7 +25,7 @@ fn config(keys: usize) -> Config {
         "upstreams": { "openai": { "headers": { "authorization": "Bearer sk-provider" } } },
         "models": { "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" } }
     });
-    Config::parse(document.to_string().as_bytes()).expect("valid config")
+    Config::parse(document.to_string().as_bytes())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -52,7 +52,10 @@ fn sse_stream() -> Vec<u8> {
 }
 
 fn benches(c: &mut Criterion) {
-    let config = Rc::new(config(1000));
+    let config = match config(1000) {
+        Ok(config) => Rc::new(config),
+        Err(error) => return eprintln!("the benchmark's configuration is invalid: {error}"),
+    };
     let headers = FakeHeaders::new(&[("authorization", "Bearer sk-500")]);
     c.bench_function("key lookup (1000 keys)", |b| b.iter(|| authenticate(black_box(&config), &headers).is_ok()));
 

@@ -12,7 +12,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy (host, all targets; and the wasm build)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 cargo clippy --release --target wasm32-wasip1 -p ai-gateway -- -D warnings
 
 step "Unit, flow and end-to-end tests (cargo test)"
