@@ -113,11 +113,11 @@ fn benches(c: &mut Criterion) {
                 ("authorization", "Bearer sk-500"),
                 ("content-type", "application/json"),
             ]);
-            let read_body = flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, now_ns: 0 }, false);
+            let read_body = flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &0 }, false);
             assert_eq!(read_body, HeadersAction::ReadBody);
-            let forward = flow.on_request_body(&mut Io { headers: &mut headers, store: &store, now_ns: 0 }, &body);
+            let forward = flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &0 }, &body);
             assert!(matches!(forward, BodyAction::Forward { new_body: Some(_) }));
-            flow.on_done(&store, 0)
+            flow.on_done(&store, &0)
         })
     });
 }

@@ -31,7 +31,7 @@ impl AuthError {
 }
 
 /// Reads the key from the credential headers. Several headers may carry it only if they agree.
-pub fn presented_key(headers: &dyn HeaderMap) -> Result<String, AuthError> {
+pub fn presented_key(headers: &mut dyn HeaderMap) -> Result<String, AuthError> {
     let mut found: Option<String> = None;
     for name in CREDENTIAL_HEADERS {
         let Some(value) = headers.get(name) else { continue };
@@ -60,7 +60,7 @@ pub fn digest(key: &str) -> Digest {
 }
 
 /// Authenticates a request: the configured key (and its index) whose digest matches the presented key.
-pub fn authenticate<'c>(config: &'c Config, headers: &dyn HeaderMap) -> Result<(usize, &'c Key), AuthError> {
+pub fn authenticate<'c>(config: &'c Config, headers: &mut dyn HeaderMap) -> Result<(usize, &'c Key), AuthError> {
     let key = presented_key(headers)?;
     config.key_by_digest(&digest(&key)).ok_or(AuthError::Unknown)
 }
@@ -87,8 +87,8 @@ mod tests {
             (&[], Err(AuthError::Missing)),
         ];
         for (headers, expected) in cases {
-            let headers = FakeHeaders::new(headers);
-            assert_eq!(presented_key(&headers).as_deref().map_err(|e| *e), *expected, "{headers:?}");
+            let mut headers = FakeHeaders::new(headers);
+            assert_eq!(presented_key(&mut headers).as_deref().map_err(|e| *e), *expected, "{headers:?}");
         }
     }
 

@@ -17,7 +17,7 @@ impl FakeHeaders {
 }
 
 impl HeaderMap for FakeHeaders {
-    fn get(&self, name: &str) -> Option<String> {
+    fn get(&mut self, name: &str) -> Option<String> {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
@@ -30,7 +30,7 @@ impl HeaderMap for FakeHeaders {
         self.entries.retain(|(n, _)| n != name);
     }
 
-    fn names(&self) -> Vec<String> {
+    fn names(&mut self) -> Vec<String> {
         self.entries.iter().map(|(n, _)| n.clone()).collect()
     }
 }

@@ -5,7 +5,7 @@ use crate::auth::{self, CREDENTIAL_HEADERS};
 use crate::cache::{self, entry::Entry, Directives, KeyMaterial, ANSWER_CHANGING_HEADERS};
 use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
-use crate::ports::{HeaderMap, SharedStore};
+use crate::ports::{Clock, HeaderMap, SharedStore};
 use crate::quota::headers::{format_duration, limit_headers, retry_after_headers};
 use crate::quota::{self, Refusal};
 use crate::request_body::{self, RequestFields};
@@ -45,7 +45,7 @@ impl LocalReply {
 pub struct Io<'a> {
     pub headers: &'a mut dyn HeaderMap,
     pub store: &'a dyn SharedStore,
-    pub now_ns: u64,
+    pub clock: &'a dyn Clock,
 }
 
 /// What to do after the request headers.
@@ -105,6 +105,8 @@ pub struct RequestFlow {
     /// `hit`, `miss` or `bypass` when a cache is configured.
     cache_status: Option<&'static str>,
     recording: Option<Recording>,
+    /// `on_done` ran: the response ended, or the request is over.
+    finished: bool,
 }
 
 impl RequestFlow {
@@ -121,6 +123,7 @@ impl RequestFlow {
             usage_reader: None,
             cache_status: None,
             recording: None,
+            finished: false,
         }
     }
 
@@ -146,7 +149,7 @@ impl RequestFlow {
         let format = classified.format;
         let respond_error = |error: ApiError| HeadersAction::Respond(LocalReply::error(&error, format));
 
-        let authenticated = auth::authenticate(&config, headers);
+        let authenticated = auth::authenticate(&config, &mut *headers);
         for name in CREDENTIAL_HEADERS {
             headers.remove(name);
         }
@@ -178,7 +181,7 @@ impl RequestFlow {
                     ));
                 }
                 let request_limits = key.limits.iter().filter(|l| !l.kind.counts_tokens());
-                match quota::take_all(io.store, request_limits, 1, io.now_ns) {
+                match quota::take_all(io.store, request_limits, 1, io.clock.now_ns()) {
                     Ok(status) => {
                         self.rate_headers.extend(status.map(|s| limit_headers("requests", s)).into_iter().flatten())
                     }
@@ -277,7 +280,7 @@ impl RequestFlow {
             };
             if let Some(cache_key) = cache_key {
                 if !directives.skip_lookup {
-                    if let Some(hit) = cache::lookup(io.store, settings, &cache_key, io.now_ns) {
+                    if let Some(hit) = cache::lookup(io.store, settings, &cache_key, io.clock.now_ns()) {
                         return Err(self.hit_reply(key, io, hit));
                     }
                     self.cache_status = Some("miss");
@@ -291,7 +294,7 @@ impl RequestFlow {
         let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
         if token_limits.clone().next().is_some() {
             let (reserved, prompt_estimate) = token_estimate(endpoint, &fields, body.len());
-            match quota::take_all(io.store, token_limits, reserved, io.now_ns) {
+            match quota::take_all(io.store, token_limits, reserved, io.clock.now_ns()) {
                 Ok(status) => {
                     self.rate_headers.extend(status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
                     self.reservation = Some(Reservation { key_index, reserved, prompt_estimate });
@@ -335,7 +338,7 @@ impl RequestFlow {
             BodyFormat::EventStream => "text/event-stream",
         };
         let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
-        let token_status = quota::peek_tightest(io.store, token_limits, io.now_ns);
+        let token_status = quota::peek_tightest(io.store, token_limits, io.clock.now_ns());
         self.rate_headers.extend(token_status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
         self.cache_status = Some("hit");
         LocalReply {
@@ -381,7 +384,7 @@ impl RequestFlow {
         };
         if !self.rate_headers.iter().any(|(name, _)| name.ends_with("tokens")) {
             let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
-            let status = quota::peek_tightest(io.store, token_limits, io.now_ns);
+            let status = quota::peek_tightest(io.store, token_limits, io.clock.now_ns());
             self.rate_headers.extend(status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
         }
         let mut reply = LocalReply::error(&error, format);
@@ -443,7 +446,11 @@ impl RequestFlow {
     /// The response has ended, or the request is over (completed, failed or aborted): settles the
     /// token reservation to the real usage, or to an estimate when none is known. Idempotent.
     /// Returns the usage the provider reported.
-    pub fn on_done(&mut self, store: &dyn SharedStore, now_ns: u64) -> Option<Usage> {
+    pub fn on_done(&mut self, store: &dyn SharedStore, clock: &dyn Clock) -> Option<Usage> {
+        if self.finished {
+            return None;
+        }
+        self.finished = true;
         self.phase = Phase::Done;
         let usage = self.usage_reader.as_mut().and_then(UsageReader::finish);
         let settings = self.config.as_deref().and_then(|config| config.cache);
@@ -451,6 +458,7 @@ impl RequestFlow {
             if let (Some(format), true) =
                 (recording.format, self.response_complete && self.response_status == Some(200))
             {
+                let now_ns = clock.now_ns();
                 let entry = Entry { key: recording.key, stored_at_ns: now_ns, format, body: recording.body };
                 cache::store(store, &settings, &entry, now_ns);
             }
@@ -459,6 +467,7 @@ impl RequestFlow {
             let charged = charge(reservation, self.response_status, self.response_complete, usage);
             let delta = i64::try_from(i128::from(charged) - i128::from(reservation.reserved)).unwrap_or(0);
             let key = self.config.as_deref().and_then(|config| config.key(reservation.key_index));
+            let now_ns = clock.now_ns();
             for limit in key.into_iter().flat_map(|key| key.limits.iter()).filter(|l| l.kind.counts_tokens()) {
                 // Best effort: a failed settlement leaves the reservation in place, which refills.
                 let _ = quota::adjust(store, limit, delta, now_ns);

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
-use crate::ports::{HeaderMap, SharedStore, StoreError};
+use crate::ports::{Clock, HeaderMap, SharedStore, StoreError};
 use crate::quota;
 use crate::routing::next_random;
 use proxy_wasm::hostcalls;
@@ -30,30 +30,64 @@ fn now_ns() -> u64 {
         .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// The request or response headers of the current HTTP context, through the host.
-struct HostHeaders(MapType);
+/// The host's clock, read at most once per callback and only if something needs the time.
+#[derive(Default)]
+struct HostClock(Cell<Option<u64>>);
+
+impl Clock for HostClock {
+    fn now_ns(&self) -> u64 {
+        *self.0.get().get_or_insert_with(now_ns)
+    }
+}
+
+/// The request or response headers of the current HTTP context. The whole map is read from the
+/// host once, on first use, and reads are served from that copy (one host call instead of one per
+/// header); writes go to the host and keep the copy current.
+struct HostHeaders {
+    map: MapType,
+    snapshot: Option<Vec<(String, Vec<u8>)>>,
+}
+
+impl HostHeaders {
+    fn new(map: MapType) -> Self {
+        HostHeaders { map, snapshot: None }
+    }
+
+    fn snapshot(&mut self) -> &mut Vec<(String, Vec<u8>)> {
+        let map = self.map;
+        // Bytes, not String: the SDK's String variants panic on non-UTF-8 header values.
+        self.snapshot.get_or_insert_with(|| hostcalls::get_map_bytes(map).unwrap_or_default())
+    }
+}
 
 impl HeaderMap for HostHeaders {
-    fn get(&self, name: &str) -> Option<String> {
-        // Bytes, not String: the SDK's String variant panics on non-UTF-8 header values.
-        let value = hostcalls::get_map_value_bytes(self.0, name).ok()??;
-        Some(String::from_utf8_lossy(&value).into_owned())
+    fn get(&mut self, name: &str) -> Option<String> {
+        let (_, value) = self.snapshot().iter().find(|(n, _)| n == name)?;
+        Some(String::from_utf8_lossy(value).into_owned())
     }
 
     fn set(&mut self, name: &str, value: &str) {
-        if hostcalls::set_map_value(self.0, name, Some(value)).is_err() {
+        if hostcalls::set_map_value(self.map, name, Some(value)).is_err() {
             log(LogLevel::Warn, &format!("ai-gateway: could not set header {name}"));
+        }
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.retain(|(n, _)| n != name);
+            snapshot.push((name.to_owned(), value.as_bytes().to_vec()));
         }
     }
 
     fn remove(&mut self, name: &str) {
-        if hostcalls::remove_map_value(self.0, name).is_err() {
-            log(LogLevel::Warn, &format!("ai-gateway: could not remove header {name}"));
+        let present = self.snapshot().iter().any(|(n, _)| n == name);
+        if present {
+            if hostcalls::remove_map_value(self.map, name).is_err() {
+                log(LogLevel::Warn, &format!("ai-gateway: could not remove header {name}"));
+            }
+            self.snapshot().retain(|(n, _)| n != name);
         }
     }
 
-    fn names(&self) -> Vec<String> {
-        hostcalls::get_map_bytes(self.0).map(|map| map.into_iter().map(|(name, _)| name).collect()).unwrap_or_default()
+    fn names(&mut self) -> Vec<String> {
+        self.snapshot().iter().map(|(name, _)| name.clone()).collect()
     }
 }
 
@@ -118,8 +152,8 @@ struct GatewayHttp {
 }
 
 impl GatewayHttp {
-    fn io(headers: &mut HostHeaders) -> Io<'_> {
-        Io { headers, store: &HostStore, now_ns: now_ns() }
+    fn io<'a>(headers: &'a mut HostHeaders, clock: &'a HostClock) -> Io<'a> {
+        Io { headers, store: &HostStore, clock }
     }
 }
 
@@ -127,8 +161,8 @@ impl Context for GatewayHttp {}
 
 impl HttpContext for GatewayHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let mut headers = HostHeaders(MapType::HttpRequestHeaders);
-        match self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers), end_of_stream) {
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        match self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers, &HostClock::default()), end_of_stream) {
             HeadersAction::ReadBody => Action::Pause,
             HeadersAction::Respond(reply) => respond(reply),
         }
@@ -139,8 +173,8 @@ impl HttpContext for GatewayHttp {
             return Action::Pause;
         }
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
-        let mut headers = HostHeaders(MapType::HttpRequestHeaders);
-        match self.flow.on_request_body(&mut GatewayHttp::io(&mut headers), &body) {
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        match self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body) {
             BodyAction::Forward { new_body } => {
                 if let Some(new_body) = new_body {
                     if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_err() {
@@ -160,9 +194,9 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.flow.on_response_headers(&mut HostHeaders(MapType::HttpResponseHeaders), end_of_stream);
+        self.flow.on_response_headers(&mut HostHeaders::new(MapType::HttpResponseHeaders), end_of_stream);
         if end_of_stream {
-            self.flow.on_done(&HostStore, now_ns());
+            self.flow.on_done(&HostStore, &HostClock::default());
         }
         Action::Continue
     }
@@ -177,13 +211,13 @@ impl HttpContext for GatewayHttp {
         self.flow.on_response_body(&chunk, end_of_stream);
         if end_of_stream {
             // Settle now, before the client can send its next request; `on_log` then has nothing left.
-            self.flow.on_done(&HostStore, now_ns());
+            self.flow.on_done(&HostStore, &HostClock::default());
         }
         Action::Continue
     }
 
     fn on_log(&mut self) {
-        self.flow.on_done(&HostStore, now_ns());
+        self.flow.on_done(&HostStore, &HostClock::default());
     }
 }
 

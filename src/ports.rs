@@ -1,11 +1,24 @@
 //! The small interfaces through which the pure request flow reaches its host (Envoy or a fake).
 
-/// A request's header map. Names are lowercase, as Envoy stores them.
+/// A request's header map. Names are lowercase, as Envoy stores them. Reads take `&mut self` so
+/// that an implementation may fetch the map lazily.
 pub trait HeaderMap {
-    fn get(&self, name: &str) -> Option<String>;
+    fn get(&mut self, name: &str) -> Option<String>;
     fn set(&mut self, name: &str, value: &str);
     fn remove(&mut self, name: &str);
-    fn names(&self) -> Vec<String>;
+    fn names(&mut self) -> Vec<String>;
+}
+
+/// The time, read only when something needs it.
+pub trait Clock {
+    fn now_ns(&self) -> u64;
+}
+
+/// A fixed time (tests, and callers that already know it).
+impl Clock for u64 {
+    fn now_ns(&self) -> u64 {
+        *self
+    }
 }
 
 /// Why a shared-data write failed.

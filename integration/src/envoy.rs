@@ -20,6 +20,8 @@ pub struct EnvoySetup {
     pub clusters: Vec<(String, u16)>,
     pub concurrency: u32,
     pub buffer_limit_bytes: u32,
+    /// `false`: plain Envoy, no filter, every request routed to the first cluster (the baseline).
+    pub with_filter: bool,
 }
 
 impl EnvoySetup {
@@ -29,7 +31,13 @@ impl EnvoySetup {
             clusters: clusters.iter().map(|(n, p)| (n.to_string(), *p)).collect(),
             concurrency: 2,
             buffer_limit_bytes: 8 * 1024 * 1024,
+            with_filter: true,
         }
+    }
+
+    /// Plain Envoy without the filter, routing everything to one cluster.
+    pub fn plain(cluster: &str, port: u16) -> Self {
+        EnvoySetup { with_filter: false, ..EnvoySetup::new(Value::Null, &[(cluster, port)]) }
     }
 
     /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`.
@@ -45,6 +53,37 @@ impl EnvoySetup {
                 })
             })
             .collect();
+        let wasm_filter = json!({
+            "name": "ai_gateway",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+                "config": {
+                    "name": "ai_gateway", "root_id": "ai_gateway",
+                    "allow_on_headers_stop_iteration": true,
+                    "failure_policy": "FAIL_CLOSED",
+                    "vm_config": {
+                        "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
+                        "code": { "local": { "filename": wasm } }
+                    },
+                    "configuration": {
+                        "@type": "type.googleapis.com/google.protobuf.StringValue",
+                        "value": self.filter_config.to_string()
+                    }
+                }
+            }
+        });
+        let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
+        let (http_filters, route) = if self.with_filter {
+            (
+                vec![wasm_filter, router],
+                json!({ "match": { "prefix": "/" }, "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" },
+                        "request_headers_to_remove": [CLUSTER_HEADER] }),
+            )
+        } else {
+            let first = self.clusters.first().map(|(name, _)| name.clone()).unwrap_or_default();
+            (vec![router], json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }))
+        };
         json!({
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
             "static_resources": {
@@ -59,33 +98,8 @@ impl EnvoySetup {
                             "stat_prefix": "ai_gateway",
                             "codec_type": "AUTO",
                             "route_config": { "name": "models", "virtual_hosts": [ {
-                                "name": "models", "domains": ["*"],
-                                "routes": [ { "match": { "prefix": "/" },
-                                              "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" },
-                                              "request_headers_to_remove": [CLUSTER_HEADER] } ] } ] },
-                            "http_filters": [
-                                {
-                                    "name": "ai_gateway",
-                                    "typed_config": {
-                                        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                                        "config": {
-                                            "name": "ai_gateway", "root_id": "ai_gateway",
-                                            "allow_on_headers_stop_iteration": true,
-                                            "failure_policy": "FAIL_CLOSED",
-                                            "vm_config": {
-                                                "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
-                                                "code": { "local": { "filename": wasm } }
-                                            },
-                                            "configuration": {
-                                                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                                                "value": self.filter_config.to_string()
-                                            }
-                                        }
-                                    }
-                                },
-                                { "name": "envoy.filters.http.router", "typed_config": {
-                                    "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }
-                            ]
+                                "name": "models", "domains": ["*"], "routes": [route] } ] },
+                            "http_filters": http_filters
                         }
                     } ] } ]
                 } ],
@@ -98,6 +112,7 @@ impl EnvoySetup {
 /// A running Envoy. Dropping it kills the process; so does the test process dying.
 pub struct Envoy {
     child: Child,
+    pub pid: u32,
     pub port: u16,
     pub admin_port: u16,
     log_path: PathBuf,
@@ -164,7 +179,8 @@ impl Envoy {
             });
         }
         let child = command.spawn().map_err(|e| format!("could not start Envoy: {e}"))?;
-        let mut envoy = Envoy { child, port: 0, admin_port: 0, log_path, _dir: dir };
+        let pid = child.id();
+        let mut envoy = Envoy { child, pid, port: 0, admin_port: 0, log_path, _dir: dir };
         envoy.wait_ready(&admin_path)?;
         Ok(envoy)
     }
@@ -217,8 +233,9 @@ impl Drop for Envoy {
     }
 }
 
-/// A minimal blocking HTTP/1.1 GET on loopback, for the admin API (Envoy refuses HTTP/1.0).
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// A minimal blocking HTTP/1.1 GET on loopback, for the admin API (Envoy refuses HTTP/1.0): the
+/// body of a 200 response, else `None`.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;

@@ -42,10 +42,10 @@ impl Client<'_> {
             FakeHeaders::new(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", &auth)]);
         headers.entries.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
         assert_eq!(
-            flow.on_request_headers(&mut Io { headers: &mut headers, store, now_ns }, false),
+            flow.on_request_headers(&mut Io { headers: &mut headers, store, clock: &now_ns }, false),
             HeadersAction::ReadBody
         );
-        match flow.on_request_body(&mut Io { headers: &mut headers, store, now_ns }, body.as_bytes()) {
+        match flow.on_request_body(&mut Io { headers: &mut headers, store, clock: &now_ns }, body.as_bytes()) {
             BodyAction::Respond(reply) => Outcome::Local(reply),
             BodyAction::Forward { .. } => {
                 let (status, content_type, answer) = upstream;
@@ -55,7 +55,7 @@ impl Client<'_> {
                 let (first, second) = answer.as_bytes().split_at(answer.len() / 2);
                 flow.on_response_body(first, false);
                 flow.on_response_body(second, true);
-                flow.on_done(store, now_ns);
+                flow.on_done(store, &now_ns);
                 Outcome::Forwarded(response)
             }
         }
@@ -178,11 +178,11 @@ fn errors_oversize_and_unfinished_answers_are_not_stored() {
     let mut flow = RequestFlow::new(Some(client.config.clone()), 0);
     let mut headers =
         FakeHeaders::new(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", "Bearer sk-a")]);
-    flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, now_ns: NOW }, false);
-    flow.on_request_body(&mut Io { headers: &mut headers, store: &store, now_ns: NOW }, BODY.as_bytes());
+    flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
+    flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, BODY.as_bytes());
     flow.on_response_headers(&mut FakeHeaders::new(&[(":status", "200"), ("content-type", "application/json")]), false);
     flow.on_response_body(b"{\"id\":", false);
-    flow.on_done(&store, NOW);
+    flow.on_done(&store, &NOW);
     assert_eq!(cache_header(&client.call("sk-a", &[], BODY, JSON_OK, NOW)).as_deref(), Some("miss"));
     let _: Value = serde_json::from_str(ANSWER).unwrap();
 }

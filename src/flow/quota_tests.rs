@@ -29,10 +29,10 @@ struct Trip {
 fn send(config: &Rc<Config>, store: &FakeStore, now_ns: u64, path: &str, body: &str) -> Trip {
     let mut flow = RequestFlow::new(Some(config.clone()), 0);
     let mut headers = FakeHeaders::new(&[(":method", "POST"), (":path", path), ("authorization", "Bearer sk-team")]);
-    let outcome = match flow.on_request_headers(&mut Io { headers: &mut headers, store, now_ns }, false) {
+    let outcome = match flow.on_request_headers(&mut Io { headers: &mut headers, store, clock: &now_ns }, false) {
         HeadersAction::Respond(reply) => Err(reply),
         HeadersAction::ReadBody => {
-            match flow.on_request_body(&mut Io { headers: &mut headers, store, now_ns }, body.as_bytes()) {
+            match flow.on_request_body(&mut Io { headers: &mut headers, store, clock: &now_ns }, body.as_bytes()) {
                 BodyAction::Forward { new_body } => Ok(new_body),
                 BodyAction::Respond(reply) => Err(reply),
             }
@@ -139,7 +139,7 @@ fn json_usage_settles_the_reservation() {
         &[br#"{"usage":{"prompt_tokens":12,"#, br#""completion_tokens":30}}"#],
     );
     assert_eq!(response.get("x-ratelimit-remaining-tokens"), Some((1000 - reserved).to_string()));
-    assert_eq!(trip.flow.on_done(&store, NOW), Some(crate::usage::Usage { input_tokens: 12, output_tokens: 30 }));
+    assert_eq!(trip.flow.on_done(&store, &NOW), Some(crate::usage::Usage { input_tokens: 12, output_tokens: 30 }));
     assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000 - 42);
 }
 
@@ -161,7 +161,7 @@ fn streamed_usage_settles_the_reservation_whatever_the_chunking() {
         assert_eq!(trip.headers.get("content-length"), Some(serde_json::to_vec(&sent).unwrap().len().to_string()));
         let (a, b) = stream.split_at(split);
         answer(&mut trip, 200, "text/event-stream", &[a, b]);
-        trip.flow.on_done(&store, NOW);
+        trip.flow.on_done(&store, &NOW);
         assert_eq!(remaining(&store, &config, LimitKind::TokensPerDay), 100_000 - 16, "split at {split}");
     }
 }
@@ -193,7 +193,7 @@ fn without_usage_the_reservation_settles_to_a_documented_estimate() {
             trip.flow.on_response_headers(&mut headers, false);
             trip.flow.on_response_body(chunk, *complete);
         }
-        trip.flow.on_done(&store, NOW);
+        trip.flow.on_done(&store, &NOW);
         assert_eq!(remaining(&store, &config, LimitKind::TokensPerHour), 10_000 - charged, "{name}");
     }
 }
@@ -226,7 +226,7 @@ fn concurrent_reservations_never_let_real_usage_pass_the_limit() {
         let prompt = (chat(100).len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
         let usage = format!("{{\"usage\":{{\"prompt_tokens\":{prompt},\"completion_tokens\":100}}}}");
         answer(trip, 200, "application/json", &[usage.as_bytes()]);
-        trip.flow.on_done(&store, NOW);
+        trip.flow.on_done(&store, &NOW);
         used += prompt + 100;
     }
     assert!(!in_flight.is_empty() && in_flight.len() < 64);
@@ -250,7 +250,7 @@ fn the_key_space_is_one_entry_per_key_and_limit() {
     for i in 0..50 {
         let mut trip = send(&config, &store, NOW + i * SECOND * 3600, "/v1/chat/completions", &chat(5));
         answer(&mut trip, 200, "application/json", &[b"{\"usage\":{\"prompt_tokens\":1}}"]);
-        trip.flow.on_done(&store, NOW);
+        trip.flow.on_done(&store, &NOW);
     }
     assert_eq!(
         store.keys(),

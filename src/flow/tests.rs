@@ -35,11 +35,11 @@ fn request(method: &str, path: &str, extra: &[(&str, &str)]) -> FakeHeaders {
 const NOW: u64 = 1_700_000_000_000_000_000;
 
 fn headers_phase(flow: &mut RequestFlow, headers: &mut FakeHeaders, store: &FakeStore, end: bool) -> HeadersAction {
-    flow.on_request_headers(&mut Io { headers, store, now_ns: NOW }, end)
+    flow.on_request_headers(&mut Io { headers, store, clock: &NOW }, end)
 }
 
 fn body_phase(flow: &mut RequestFlow, headers: &mut FakeHeaders, store: &FakeStore, body: &str) -> BodyAction {
-    flow.on_request_body(&mut Io { headers, store, now_ns: NOW }, body.as_bytes())
+    flow.on_request_body(&mut Io { headers, store, clock: &NOW }, body.as_bytes())
 }
 
 fn reply_json(action: &HeadersAction) -> (u16, Value) {
@@ -69,7 +69,7 @@ fn post(path: &str, extra: &[(&str, &str)], body: &str) -> (FakeHeaders, BodyAct
 #[test]
 fn routes_and_rewrites_an_openai_request() {
     let body = r#"{"model":"gpt-mini","messages":[{"role":"user","content":"hi"}]}"#;
-    let (headers, action) = post(
+    let (mut headers, action) = post(
         "/v1/chat/completions",
         &[("authorization", "Bearer sk-alpha"), ("content-length", &body.len().to_string())],
         body,
@@ -87,7 +87,7 @@ fn routes_and_rewrites_an_openai_request() {
 
 #[test]
 fn keeps_the_body_when_the_model_is_not_renamed() {
-    let (headers, action) = post("/v1/chat/completions", &[("api-key", "sk-alpha")], r#"{"model":"gpt-4o"}"#);
+    let (mut headers, action) = post("/v1/chat/completions", &[("api-key", "sk-alpha")], r#"{"model":"gpt-4o"}"#);
     assert_eq!(action, BodyAction::Forward { new_body: None });
     assert_eq!(headers.get("api-key"), None);
     assert_eq!(headers.get("x-ai-gateway-cluster").as_deref(), Some("openai_cluster"));
@@ -95,7 +95,7 @@ fn keeps_the_body_when_the_model_is_not_renamed() {
 
 #[test]
 fn routes_an_anthropic_request_with_a_rotated_key() {
-    let (headers, action) = post(
+    let (mut headers, action) = post(
         "/v1/messages",
         &[("x-api-key", "sk-beta"), ("anthropic-version", "2023-06-01")],
         r#"{"model":"claude-haiku","max_tokens":5,"messages":[]}"#,

@@ -1,0 +1,368 @@
+//! The benchmark: plain Envoy against Envoy with the filter (auth and routing; plus limits; a cache
+//! hit; a stream with usage counted) and LiteLLM's proxy, all on the same fixed upstream, measured in
+//! one run with the configurations interleaved so that machine noise hits them alike.
+//!
+//! Run it through `./scripts/bench.sh`, which installs `oha` and LiteLLM and builds everything.
+//! Environment: `BENCH_ROUNDS` (3), `BENCH_SECONDS` per measurement (5), `BENCH_CONNECTIONS` (32),
+//! `BENCH_RATE` for the fixed-rate latency runs (20/s), `BENCH_ONLY` (e.g. `a,b,d`: a subset; `a`
+//! is always measured, as the baseline), `OHA`, `LITELLM` (binaries).
+
+use ai_gateway::auth::digest;
+use ai_gateway_integration::envoy::{http_get, Envoy, EnvoySetup};
+use ai_gateway_integration::paths::repo_root;
+use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sk-bench-key";
+const LITELLM_KEY: &str = "sk-bench-master";
+const CHAT: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}"#;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn tool(env: &str, default: &str) -> PathBuf {
+    std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| repo_root().join(default))
+}
+
+/// A fixed chat completion (or, with `x-bench-stream`, a fixed SSE stream with usage) from Envoy's
+/// `direct_response`, so the upstream is never the bottleneck.
+fn upstream_bootstrap() -> Value {
+    let mut stream = String::new();
+    for word in ["Hello!", " How", " can", " I", " help", " you", " today?"] {
+        stream.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
+        ));
+    }
+    stream.push_str("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}\n\ndata: [DONE]\n\n");
+    let answer = |body: &str, content_type: &str| {
+        json!({ "status": 200, "body": { "inline_string": body } , "content_type": content_type })
+    };
+    let (json_answer, sse_answer) = (answer(CHAT, "application/json"), answer(&stream, "text/event-stream"));
+    let route = |matcher: Value, answer: &Value| {
+        json!({ "match": matcher, "direct_response": { "status": 200, "body": answer["body"] },
+                "response_headers_to_add": [ { "header": { "key": "content-type", "value": answer["content_type"] } } ] })
+    };
+    json!({
+        "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+        "static_resources": { "listeners": [ {
+            "name": "upstream",
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
+            "filter_chains": [ { "filters": [ {
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "upstream",
+                    "route_config": { "virtual_hosts": [ { "name": "all", "domains": ["*"], "routes": [
+                        route(json!({ "prefix": "/", "headers": [ { "name": "x-bench-stream", "present_match": true } ] }), &sse_answer),
+                        route(json!({ "prefix": "/" }), &json_answer)
+                    ] } ] },
+                    // Read the whole request before answering, as a real provider does; answering
+                    // early makes the proxy close the connection after every request.
+                    "http_filters": [
+                        { "name": "envoy.filters.http.buffer", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                            "max_request_bytes": 1048576 } },
+                        { "name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }
+                    ]
+                }
+            } ] } ]
+        } ] }
+    })
+}
+
+/// The filter's configuration for the benchmark: one key, the model renamed, optional extras.
+fn filter_config(extra: Value) -> Value {
+    let hex: String = digest(KEY).iter().map(|b| format!("{b:02x}")).collect();
+    let mut config = json!({
+        "keys": [ { "id": "bench", "sha256": hex } ],
+        "upstreams": {
+            "openai": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider" } },
+            "openai-stream": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-stream": "1" } }
+        },
+        "models": {
+            "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
+            "gpt-4o-mini-stream": { "upstream": "openai-stream", "model": "gpt-4o-mini-2024-07-18" }
+        }
+    });
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    config
+}
+
+fn start_envoy(setup: EnvoySetup) -> Result<Envoy, String> {
+    Envoy::start(&EnvoySetup { concurrency: 1, ..setup })
+}
+
+/// LiteLLM's proxy with a master key (see the README for why not a virtual key).
+struct LiteLlm {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl LiteLlm {
+    fn start(upstream_port: u16) -> Result<LiteLlm, String> {
+        let binary = tool("LITELLM", ".bench/venv/bin/litellm");
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let config = dir.path().join("litellm.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "model_list:\n  - model_name: gpt-4o-mini\n    litellm_params:\n      model: openai/gpt-4o-mini-2024-07-18\n      api_base: http://127.0.0.1:{upstream_port}/v1\n      api_key: sk-provider\ngeneral_settings:\n  master_key: {LITELLM_KEY}\n"
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let log = std::fs::File::create(dir.path().join("litellm.log")).map_err(|e| e.to_string())?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--num_workers", "1"])
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .env("LITELLM_LOG", "ERROR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill LiteLLM if we die first.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("could not start LiteLLM at {}: {e}", binary.display()))?;
+        let mut litellm = LiteLlm { child, port, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while http_get(port, "/health/liveliness").is_none() {
+            if Instant::now() > deadline || litellm.child.try_wait().ok().flatten().is_some() {
+                let log = std::fs::read_to_string(litellm._dir.path().join("litellm.log")).unwrap_or_default();
+                return Err(format!("LiteLLM did not start:\n{log}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(litellm)
+    }
+}
+
+impl Drop for LiteLlm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds used so far by a process and its children (threads included).
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = |pid: &str| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        // After the command name: state is field 3, utime 14 and stime 15 (1-based, whole line).
+        fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let mut total = ticks(&pid.to_string());
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).unwrap_or_default();
+        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned));
+        if parent.as_deref() == Some(pid.to_string().as_str()) {
+            total += ticks(&name);
+        }
+    }
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    total as f64 / per_second
+}
+
+/// One configuration under test.
+struct Scenario {
+    label: &'static str,
+    description: &'static str,
+    url: String,
+    key: &'static str,
+    body: String,
+    pid: u32,
+}
+
+#[derive(Default, Clone)]
+struct Figures {
+    throughput: Vec<f64>,
+    p50_ms: Vec<f64>,
+    p99_ms: Vec<f64>,
+    cpu_us: Vec<f64>,
+    errors: u64,
+}
+
+/// Runs oha; returns (requests per second, p50 ms, p99 ms, successful requests, non-200 answers).
+fn oha(scenario: &Scenario, seconds: u64, connections: u64, rate: Option<u64>) -> Result<(f64, f64, f64, u64, u64), String> {
+    let mut command = Command::new(tool("OHA", ".bench/bin/oha"));
+    command
+        .args(["--no-tui", "--output-format", "json", "-z", &format!("{seconds}s"), "-c", &connections.to_string()])
+        .args(["-m", "POST", "-H", &format!("authorization: Bearer {}", scenario.key), "-H", "content-type: application/json"])
+        .args(["-d", &scenario.body]);
+    if let Some(rate) = rate {
+        command.args(["-q", &rate.to_string(), "--latency-correction"]);
+    }
+    let output = command.arg(&scenario.url).output().map_err(|e| format!("could not run oha: {e}"))?;
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("oha's output is not JSON ({e}): {}", String::from_utf8_lossy(&output.stderr)))?;
+    let statuses = report["statusCodeDistribution"].as_object().cloned().unwrap_or_default();
+    let ok = statuses.get("200").and_then(Value::as_u64).unwrap_or(0);
+    let not_ok: u64 = statuses.iter().filter(|(code, _)| *code != "200").filter_map(|(_, n)| n.as_u64()).sum();
+    let seconds_to_ms = |v: &Value| v.as_f64().unwrap_or(f64::NAN) * 1000.0;
+    Ok((
+        ok as f64 / seconds as f64,
+        seconds_to_ms(&report["latencyPercentiles"]["p50"]),
+        seconds_to_ms(&report["latencyPercentiles"]["p99"]),
+        ok,
+        not_ok,
+    ))
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+}
+
+fn main() -> Result<(), String> {
+    let rounds = setting("BENCH_ROUNDS", 3);
+    let seconds = setting("BENCH_SECONDS", 5);
+    let connections = setting("BENCH_CONNECTIONS", 32);
+    // Well below LiteLLM's saturation (about 60/s here), so that latency is not queueing.
+    let rate = setting("BENCH_RATE", 20);
+
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let upstream_config = dir.path().join("upstream.json");
+    std::fs::write(&upstream_config, upstream_bootstrap().to_string()).map_err(|e| e.to_string())?;
+    let upstream = Envoy::start_with(&upstream_config, 1, dir)?;
+    let clusters = [("upstream", upstream.port)];
+    eprintln!("upstream (Envoy direct_response) on port {}", upstream.port);
+
+    let plain = start_envoy(EnvoySetup::plain("upstream", upstream.port))?;
+    let routing = start_envoy(EnvoySetup::new(filter_config(json!({})), &clusters))?;
+    let mut limited_config = filter_config(json!({}));
+    limited_config["keys"][0]["limits"] = json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
+    let limited = start_envoy(EnvoySetup::new(limited_config, &clusters))?;
+    let cached = start_envoy(EnvoySetup::new(filter_config(json!({ "cache": {} })), &clusters))?;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let selected = |label: &str| label == "a" || only.is_empty() || only.split(',').any(|l| l.trim() == label);
+    let litellm = if selected("f") {
+        eprintln!("starting LiteLLM (this takes a while)...");
+        Some(LiteLlm::start(upstream.port)?)
+    } else {
+        None
+    };
+
+    let chat = json!({ "model": "gpt-4o-mini", "max_tokens": 64, "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] }).to_string();
+    let stream = json!({ "model": "gpt-4o-mini-stream", "stream": true, "max_tokens": 64,
+                         "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] })
+    .to_string();
+    let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let scenarios = [
+        Scenario { label: "a", description: "Envoy, no filter", url: url(plain.port), key: KEY, body: chat.clone(), pid: plain.pid },
+        Scenario { label: "b", description: "filter: auth + routing (body read, model rewritten)", url: url(routing.port), key: KEY, body: chat.clone(), pid: routing.pid },
+        Scenario { label: "c", description: "(b) + request and token limits", url: url(limited.port), key: KEY, body: chat.clone(), pid: limited.pid },
+        Scenario { label: "d", description: "filter: cache hit", url: url(cached.port), key: KEY, body: chat.clone(), pid: cached.pid },
+        Scenario { label: "e", description: "(c), streamed response, usage counted", url: url(limited.port), key: KEY, body: stream, pid: limited.pid },
+    ];
+    let mut scenarios: Vec<Scenario> = scenarios.into_iter().filter(|s| selected(s.label)).collect();
+    if let Some(litellm) = &litellm {
+        scenarios.push(Scenario {
+            label: "f",
+            description: "LiteLLM proxy (master key), same upstream",
+            url: url(litellm.port),
+            key: LITELLM_KEY,
+            body: chat,
+            pid: litellm.child.id(),
+        });
+    }
+
+    let mut figures = vec![Figures::default(); scenarios.len()];
+    for round in 1..=rounds {
+        for (scenario, figures) in scenarios.iter().zip(figures.iter_mut()) {
+            eprintln!("round {round}/{rounds}: ({}) {}", scenario.label, scenario.description);
+            let cpu_before = cpu_seconds(scenario.pid);
+            let (throughput, _, _, ok, not_ok) = oha(scenario, seconds, connections, None)?;
+            let cpu = cpu_seconds(scenario.pid) - cpu_before;
+            let (_, p50, p99, _, rate_not_ok) = oha(scenario, seconds, rate.min(connections).max(1), Some(rate))?;
+            figures.throughput.push(throughput);
+            figures.p50_ms.push(p50);
+            figures.p99_ms.push(p99);
+            figures.cpu_us.push(cpu / ok.max(1) as f64 * 1e6);
+            figures.errors += not_ok + rate_not_ok;
+        }
+    }
+
+    let report = render(&scenarios, &figures, rounds, seconds, connections, rate);
+    println!("{report}");
+    let out = repo_root().join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(out.join("report.md"), &report);
+    eprintln!("report written to {}", Path::new("target/bench/report.md").display());
+    drop((plain, routing, limited, cached, litellm, upstream));
+    Ok(())
+}
+
+fn render(scenarios: &[Scenario], figures: &[Figures], rounds: u64, seconds: u64, connections: u64, rate: u64) -> String {
+    let base = &figures[0];
+    let (base_rps, base_p50, base_p99, base_cpu) =
+        (median(&base.throughput), median(&base.p50_ms), median(&base.p99_ms), median(&base.cpu_us));
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut out = format!(
+        "Benchmark: {rounds} interleaved rounds; per round and configuration, {seconds} s at saturation ({connections} connections) \
+         and {seconds} s at a fixed {rate} requests/s. Median of rounds, [min-max] spread, (ratio to a).\n\
+         Machine: {machine}, {cores} cores. Proxies under test run with one worker (--concurrency 1); oha and the upstream share the machine.\n\n\
+         | | configuration | throughput (req/s) | p50 at {rate}/s (ms) | p99 at {rate}/s (ms) | CPU per request (µs) | non-200 |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n"
+    );
+    for (scenario, f) in scenarios.iter().zip(figures) {
+        let cell = |values: &[f64], base: f64, digits: usize| {
+            let (lo, hi) = spread(values);
+            let m = median(values);
+            format!("{m:.digits$} [{lo:.digits$}-{hi:.digits$}] ({:.2}x)", m / base)
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            scenario.label,
+            scenario.description,
+            cell(&f.throughput, base_rps, 0),
+            cell(&f.p50_ms, base_p50, 3),
+            cell(&f.p99_ms, base_p99, 3),
+            cell(&f.cpu_us, base_cpu, 1),
+            f.errors
+        ));
+    }
+    let by_label = |label: &str| scenarios.iter().position(|s| s.label == label).and_then(|i| figures.get(i));
+    let (Some(b), Some(d), Some(f)) = (by_label("b"), by_label("d"), by_label("f")) else { return out };
+    let added = |x: &Figures| median(&x.p50_ms) - base_p50;
+    out.push_str(&format!(
+        "\nTargets: (b) throughput {:.2} of (a) (target >= 0.85); (d) {:.2} of (a) (target >= 1.0); \
+         (b) {:.1}x LiteLLM's throughput (target >= 20); added p50 latency (b) {:.3} ms vs LiteLLM {:.3} ms, ratio {:.3} (target < 0.1).\n",
+        median(&b.throughput) / base_rps,
+        median(&d.throughput) / base_rps,
+        median(&b.throughput) / median(&f.throughput),
+        added(b),
+        added(f),
+        added(b) / added(f),
+    ));
+    out
+}
