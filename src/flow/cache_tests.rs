@@ -78,7 +78,7 @@ fn hit(outcome: &Outcome) -> &LocalReply {
 fn cache_header(outcome: &Outcome) -> Option<String> {
     match outcome {
         Outcome::Local(reply) => reply.headers.iter().find(|(n, _)| *n == CACHE_HEADER).map(|(_, v)| v.clone()),
-        Outcome::Forwarded(headers) => headers.get(CACHE_HEADER),
+        Outcome::Forwarded(headers) => headers.clone().get(CACHE_HEADER),
     }
 }
 

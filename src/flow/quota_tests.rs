@@ -71,7 +71,7 @@ fn request_limit_admits_exactly_n_and_counts_down() {
     for expected in ["2", "1", "0"] {
         let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &chat(5));
         assert!(trip.outcome.is_ok());
-        let response = answer(&mut trip, 200, "application/json", &[b"{}"]);
+        let mut response = answer(&mut trip, 200, "application/json", &[b"{}"]);
         assert_eq!(response.get("x-ratelimit-limit-requests").as_deref(), Some("3"));
         assert_eq!(response.get("x-ratelimit-remaining-requests").as_deref(), Some(expected));
         assert!(response.get("x-ratelimit-reset-requests").is_some());
@@ -132,7 +132,7 @@ fn json_usage_settles_the_reservation() {
     let mut trip = send(&config, &store, NOW, "/v1/chat/completions", &body);
     let reserved = 100 + (body.len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
     assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000 - reserved);
-    let response = answer(
+    let mut response = answer(
         &mut trip,
         200,
         "application/json",
