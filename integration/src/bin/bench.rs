@@ -38,9 +38,7 @@ fn upstream_bootstrap() -> Value {
         ));
     }
     stream.push_str("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}\n\ndata: [DONE]\n\n");
-    let answer = |body: &str, content_type: &str| {
-        json!({ "status": 200, "body": { "inline_string": body } , "content_type": content_type })
-    };
+    let answer = |body: &str, content_type: &str| json!({ "status": 200, "body": { "inline_string": body } , "content_type": content_type });
     let (json_answer, sse_answer) = (answer(CHAT, "application/json"), answer(&stream, "text/event-stream"));
     let route = |matcher: Value, answer: &Value| {
         json!({ "match": matcher, "direct_response": { "status": 200, "body": answer["body"] },
@@ -118,7 +116,8 @@ impl LiteLlm {
             ),
         )
         .map_err(|e| e.to_string())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let log = std::fs::File::create(dir.path().join("litellm.log")).map_err(|e| e.to_string())?;
         let mut command = Command::new(&binary);
         command
@@ -162,9 +161,11 @@ impl Drop for LiteLlm {
 fn cpu_seconds(pid: u32) -> f64 {
     let ticks = |pid: &str| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         // After the command name: state is field 3, utime 14 and stime 15 (1-based, whole line).
-        fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     };
     let mut total = ticks(&pid.to_string());
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -200,11 +201,23 @@ struct Figures {
 }
 
 /// Runs oha; returns (requests per second, p50 ms, p99 ms, successful requests, non-200 answers).
-fn oha(scenario: &Scenario, seconds: u64, connections: u64, rate: Option<u64>) -> Result<(f64, f64, f64, u64, u64), String> {
+fn oha(
+    scenario: &Scenario,
+    seconds: u64,
+    connections: u64,
+    rate: Option<u64>,
+) -> Result<(f64, f64, f64, u64, u64), String> {
     let mut command = Command::new(tool("OHA", ".bench/bin/oha"));
     command
         .args(["--no-tui", "--output-format", "json", "-z", &format!("{seconds}s"), "-c", &connections.to_string()])
-        .args(["-m", "POST", "-H", &format!("authorization: Bearer {}", scenario.key), "-H", "content-type: application/json"])
+        .args([
+            "-m",
+            "POST",
+            "-H",
+            &format!("authorization: Bearer {}", scenario.key),
+            "-H",
+            "content-type: application/json",
+        ])
         .args(["-d", &scenario.body]);
     if let Some(rate) = rate {
         command.args(["-q", &rate.to_string(), "--latency-correction"]);
@@ -256,7 +269,8 @@ fn main() -> Result<(), String> {
     let plain = start_envoy(EnvoySetup::plain("upstream", upstream.port))?;
     let routing = start_envoy(EnvoySetup::new(filter_config(json!({})), &clusters))?;
     let mut limited_config = filter_config(json!({}));
-    limited_config["keys"][0]["limits"] = json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
+    limited_config["keys"][0]["limits"] =
+        json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
     let limited = start_envoy(EnvoySetup::new(limited_config, &clusters))?;
     let cached = start_envoy(EnvoySetup::new(filter_config(json!({ "cache": {} })), &clusters))?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
@@ -274,11 +288,46 @@ fn main() -> Result<(), String> {
     .to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
     let scenarios = [
-        Scenario { label: "a", description: "Envoy, no filter", url: url(plain.port), key: KEY, body: chat.clone(), pid: plain.pid },
-        Scenario { label: "b", description: "filter: auth + routing (body read, model rewritten)", url: url(routing.port), key: KEY, body: chat.clone(), pid: routing.pid },
-        Scenario { label: "c", description: "(b) + request and token limits", url: url(limited.port), key: KEY, body: chat.clone(), pid: limited.pid },
-        Scenario { label: "d", description: "filter: cache hit", url: url(cached.port), key: KEY, body: chat.clone(), pid: cached.pid },
-        Scenario { label: "e", description: "(c), streamed response, usage counted", url: url(limited.port), key: KEY, body: stream, pid: limited.pid },
+        Scenario {
+            label: "a",
+            description: "Envoy, no filter",
+            url: url(plain.port),
+            key: KEY,
+            body: chat.clone(),
+            pid: plain.pid,
+        },
+        Scenario {
+            label: "b",
+            description: "filter: auth + routing (body read, model rewritten)",
+            url: url(routing.port),
+            key: KEY,
+            body: chat.clone(),
+            pid: routing.pid,
+        },
+        Scenario {
+            label: "c",
+            description: "(b) + request and token limits",
+            url: url(limited.port),
+            key: KEY,
+            body: chat.clone(),
+            pid: limited.pid,
+        },
+        Scenario {
+            label: "d",
+            description: "filter: cache hit",
+            url: url(cached.port),
+            key: KEY,
+            body: chat.clone(),
+            pid: cached.pid,
+        },
+        Scenario {
+            label: "e",
+            description: "(c), streamed response, usage counted",
+            url: url(limited.port),
+            key: KEY,
+            body: stream,
+            pid: limited.pid,
+        },
     ];
     let mut scenarios: Vec<Scenario> = scenarios.into_iter().filter(|s| selected(s.label)).collect();
     if let Some(litellm) = &litellm {
@@ -318,13 +367,24 @@ fn main() -> Result<(), String> {
     Ok(())
 }
 
-fn render(scenarios: &[Scenario], figures: &[Figures], rounds: u64, seconds: u64, connections: u64, rate: u64) -> String {
+fn render(
+    scenarios: &[Scenario],
+    figures: &[Figures],
+    rounds: u64,
+    seconds: u64,
+    connections: u64,
+    rate: u64,
+) -> String {
     let base = &figures[0];
     let (base_rps, base_p50, base_p99, base_cpu) =
         (median(&base.throughput), median(&base.p50_ms), median(&base.p99_ms), median(&base.cpu_us));
     let machine = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|info| info.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut out = format!(
