@@ -13,7 +13,10 @@ pub enum AuthError {
     Missing,
     NotBearer,
     Conflicting,
-    Unknown,
+    /// No configured key has this digest; the first 4 bytes of it identify the key in logs.
+    Unknown {
+        digest_prefix: [u8; 4],
+    },
 }
 
 impl AuthError {
@@ -25,7 +28,7 @@ impl AuthError {
             }
             AuthError::NotBearer => "The Authorization header must use the Bearer scheme: `Authorization: Bearer KEY`.",
             AuthError::Conflicting => "Several different API keys were sent; send exactly one.",
-            AuthError::Unknown => "Incorrect API key provided.",
+            AuthError::Unknown { .. } => "Incorrect API key provided.",
         }
     }
 }
@@ -61,8 +64,9 @@ pub fn digest(key: &str) -> Digest {
 
 /// Authenticates a request: the configured key (and its index) whose digest matches the presented key.
 pub fn authenticate<'c>(config: &'c Config, headers: &mut dyn HeaderMap) -> Result<(usize, &'c Key), AuthError> {
-    let key = presented_key(headers)?;
-    config.key_by_digest(&digest(&key)).ok_or(AuthError::Unknown)
+    let digest = digest(&presented_key(headers)?);
+    let digest_prefix = [digest[0], digest[1], digest[2], digest[3]];
+    config.key_by_digest(&digest).ok_or(AuthError::Unknown { digest_prefix })
 }
 
 #[cfg(test)]

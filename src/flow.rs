@@ -5,6 +5,7 @@ use crate::auth::{self, CREDENTIAL_HEADERS};
 use crate::cache::{self, entry::Entry, Directives, KeyMaterial, ANSWER_CHANGING_HEADERS};
 use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
+use crate::metrics::{CacheEvent, Outcome, RequestSummary};
 use crate::ports::{Clock, HeaderMap, SharedStore};
 use crate::quota::headers::{format_duration, limit_headers, retry_after_headers};
 use crate::quota::{self, Refusal};
@@ -107,6 +108,15 @@ pub struct RequestFlow {
     recording: Option<Recording>,
     /// `on_done` ran: the response ended, or the request is over.
     finished: bool,
+    /// What the metrics, access log and logs say about this request.
+    summary: RequestSummary,
+    request_id: String,
+    forwarded_at_ns: Option<u64>,
+    first_byte_at_ns: Option<u64>,
+    /// Filter-state properties for the access log, and log lines, waiting for the host.
+    pending_properties: Vec<(&'static str, String)>,
+    recorded_properties: Vec<&'static str>,
+    pending_logs: Vec<String>,
 }
 
 impl RequestFlow {
@@ -124,13 +134,78 @@ impl RequestFlow {
             cache_status: None,
             recording: None,
             finished: false,
+            summary: RequestSummary::default(),
+            request_id: String::new(),
+            forwarded_at_ns: None,
+            first_byte_at_ns: None,
+            pending_properties: Vec::new(),
+            recorded_properties: Vec::new(),
+            pending_logs: Vec::new(),
+        }
+    }
+
+    /// Filter-state properties to set (`wasm.NAME` in access logs); drained by the host.
+    pub fn take_properties(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.pending_properties)
+    }
+
+    /// Log lines to write; drained by the host. They never hold a key, a whole digest or text.
+    pub fn take_logs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.pending_logs)
+    }
+
+    fn log(&mut self, event: &str) {
+        let key = self.summary.key_id.as_deref().unwrap_or("none");
+        let model = self.summary.model.as_deref().unwrap_or("none");
+        self.pending_logs.push(format!("ai-gateway: request_id={} key={key} model={model} {event}", self.request_id));
+    }
+
+    /// Records how a locally answered request ended.
+    fn finish_locally(&mut self, reply: &LocalReply) {
+        let outcome = if self.summary.cache == Some(CacheEvent::Hit) && reply.status == 200 {
+            Outcome::CacheHit
+        } else {
+            Outcome::of_local_status(reply.status)
+        };
+        self.summary.outcome = Some(outcome);
+        if !matches!(outcome, Outcome::Ok | Outcome::CacheHit) {
+            let limit = self.summary.refused_by.map(|l| format!(" limit={}", l.name())).unwrap_or_default();
+            self.log(&format!("refused status={} outcome={}{limit}", reply.status, outcome.name()));
+        }
+        self.record_properties();
+    }
+
+    /// Queues the access-log properties known so far that have a value and were not queued yet.
+    /// Envoy writes access logs before a Wasm filter's `on_log`, so who and where are recorded when
+    /// the request is forwarded, and the outcome and tokens when the response ends.
+    fn record_properties(&mut self) {
+        let s = &self.summary;
+        let usage = s.usage;
+        let candidates = [
+            ("ai_gw_key_id", s.key_id.clone()),
+            ("ai_gw_model", s.model.clone()),
+            ("ai_gw_upstream", s.upstream.clone()),
+            ("ai_gw_cache", s.cache.map(|c| c.name().to_owned())),
+            ("ai_gw_limit", s.refused_by.map(|l| l.name().to_owned())),
+            ("ai_gw_outcome", s.outcome.map(|o| o.name().to_owned())),
+            ("ai_gw_input_tokens", usage.map(|u| u.input_tokens.to_string())),
+            ("ai_gw_output_tokens", usage.map(|u| u.output_tokens.to_string())),
+        ];
+        for (name, value) in candidates {
+            let Some(value) = value else { continue };
+            if !self.recorded_properties.contains(&name) {
+                self.recorded_properties.push(name);
+                self.pending_properties.push((name, value));
+            }
         }
     }
 
     pub fn on_request_headers(&mut self, io: &mut Io, end_of_stream: bool) -> HeadersAction {
+        self.request_id = io.headers.get("x-request-id").unwrap_or_default();
         let action = self.request_headers(io, end_of_stream);
-        if let HeadersAction::Respond(_) = action {
+        if let HeadersAction::Respond(reply) = &action {
             self.phase = Phase::Done;
+            self.finish_locally(reply);
         }
         action
     }
@@ -156,10 +231,15 @@ impl RequestFlow {
         let (key_index, key) = match authenticated {
             Ok(found) => found,
             Err(error) => {
-                return respond_error(ApiError::new(ErrorKind::Unauthorized, "invalid_api_key", error.message()))
+                if let auth::AuthError::Unknown { digest_prefix } = error {
+                    let prefix: String = digest_prefix.iter().map(|b| format!("{b:02x}")).collect();
+                    self.log(&format!("unknown key sha256={prefix}..."));
+                }
+                return respond_error(ApiError::new(ErrorKind::Unauthorized, "invalid_api_key", error.message()));
             }
         };
         headers.set(KEY_ID_HEADER, &key.id);
+        self.summary.key_id = Some(key.id.clone());
 
         match classified.endpoint {
             Endpoint::Model(endpoint) => {
@@ -231,6 +311,8 @@ impl RequestFlow {
         match self.admit_and_route(&config, key_index, endpoint, io, body) {
             Ok(new_body) => {
                 self.phase = Phase::Forwarded;
+                self.forwarded_at_ns = Some(io.clock.now_ns());
+                self.record_properties();
                 BodyAction::Forward { new_body }
             }
             Err(mut reply) => {
@@ -238,6 +320,7 @@ impl RequestFlow {
                 if let Some(status) = self.cache_status.filter(|_| reply.status != 200) {
                     reply.headers.push((CACHE_HEADER, status.to_owned()));
                 }
+                self.finish_locally(&reply);
                 BodyAction::Respond(reply)
             }
         }
@@ -260,7 +343,12 @@ impl RequestFlow {
             error_reply(ApiError::new(ErrorKind::Internal, "internal_error", "The key's configuration changed."))
         })?;
         let fields = request_body::read_fields(body).map_err(error_reply)?;
+        if config.model(&fields.model).is_some() {
+            // Only configured names become label values.
+            self.summary.model = Some(fields.model.clone());
+        }
         let resolved = routing::resolve(config, key, &fields.model, self.random).map_err(error_reply)?;
+        self.summary.upstream = Some(resolved.upstream.name.clone());
 
         if let Some(settings) = &config.cache {
             let directives = Directives::from_cache_control(io.headers.get("cache-control").as_deref());
@@ -341,6 +429,7 @@ impl RequestFlow {
         let token_status = quota::peek_tightest(io.store, token_limits, io.clock.now_ns());
         self.rate_headers.extend(token_status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
         self.cache_status = Some("hit");
+        self.summary.cache = Some(CacheEvent::Hit);
         LocalReply {
             status: 200,
             headers: vec![
@@ -356,6 +445,7 @@ impl RequestFlow {
     fn refusal_reply(&mut self, refusal: Refusal, key: &Key, io: &Io, format: ApiFormat) -> LocalReply {
         let (error, retry_after_ns) = match refusal {
             Refusal::Exhausted { kind, status, retry_after_ns } => {
+                self.summary.refused_by = Some(kind);
                 let (error_kind, headers_kind) = if kind.counts_tokens() {
                     (ErrorKind::TokenLimit, "tokens")
                 } else {
@@ -393,10 +483,11 @@ impl RequestFlow {
     }
 
     /// Response headers of a forwarded request: adds the rate-limit headers, starts reading usage.
-    pub fn on_response_headers(&mut self, headers: &mut dyn HeaderMap, end_of_stream: bool) {
+    pub fn on_response_headers(&mut self, headers: &mut dyn HeaderMap, clock: &dyn Clock, end_of_stream: bool) {
         if self.phase != Phase::Forwarded {
             return;
         }
+        self.first_byte_at_ns = Some(clock.now_ns());
         for (name, value) in &self.rate_headers {
             headers.set(name, value);
         }
@@ -444,36 +535,58 @@ impl RequestFlow {
     }
 
     /// The response has ended, or the request is over (completed, failed or aborted): settles the
-    /// token reservation to the real usage, or to an estimate when none is known. Idempotent.
-    /// Returns the usage the provider reported.
-    pub fn on_done(&mut self, store: &dyn SharedStore, clock: &dyn Clock) -> Option<Usage> {
+    /// token reservation to the real usage (or an estimate when none is known), stores the answer in
+    /// the cache, and returns what the metrics need; `None` if that was already done.
+    pub fn on_done(&mut self, store: &dyn SharedStore, clock: &dyn Clock) -> Option<RequestSummary> {
         if self.finished {
             return None;
         }
         self.finished = true;
+        if self.phase != Phase::Forwarded {
+            // Answered locally (already recorded), or never got past the headers.
+            self.phase = Phase::Done;
+            return Some(self.summary.clone()).filter(|s| s.outcome.is_some());
+        }
         self.phase = Phase::Done;
         let usage = self.usage_reader.as_mut().and_then(UsageReader::finish);
+        let now_ns = clock.now_ns();
+        let elapsed_ms = |since: Option<u64>| since.map(|t| now_ns.saturating_sub(t) / 1_000_000);
+        self.summary.upstream_ms = elapsed_ms(self.forwarded_at_ns);
+        self.summary.first_byte_ms =
+            self.first_byte_at_ns.zip(self.forwarded_at_ns).map(|(first, sent)| first.saturating_sub(sent) / 1_000_000);
+        self.summary.usage = usage;
+        self.summary.cache =
+            self.cache_status.map(|status| if status == "miss" { CacheEvent::Miss } else { CacheEvent::Bypass });
+        let succeeded = matches!(self.response_status, Some(200..=299)) && self.response_complete;
+        self.summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
+        if !succeeded {
+            let status = self.response_status.map_or("none".to_owned(), |s| s.to_string());
+            self.log(&format!("upstream_error status={status} complete={}", self.response_complete));
+        }
         let settings = self.config.as_deref().and_then(|config| config.cache);
         if let (Some(recording), Some(settings)) = (self.recording.take(), settings) {
             if let (Some(format), true) =
                 (recording.format, self.response_complete && self.response_status == Some(200))
             {
-                let now_ns = clock.now_ns();
                 let entry = Entry { key: recording.key, stored_at_ns: now_ns, format, body: recording.body };
-                cache::store(store, &settings, &entry, now_ns);
+                self.summary.cache_store = match cache::store(store, &settings, &entry, now_ns) {
+                    cache::Stored::Fresh => Some("fresh"),
+                    cache::Stored::Replaced => Some("replaced"),
+                    cache::Stored::TooLarge | cache::Stored::Failed => None,
+                };
             }
         }
         if let Some(reservation) = self.reservation.take() {
             let charged = charge(reservation, self.response_status, self.response_complete, usage);
             let delta = i64::try_from(i128::from(charged) - i128::from(reservation.reserved)).unwrap_or(0);
             let key = self.config.as_deref().and_then(|config| config.key(reservation.key_index));
-            let now_ns = clock.now_ns();
             for limit in key.into_iter().flat_map(|key| key.limits.iter()).filter(|l| l.kind.counts_tokens()) {
                 // Best effort: a failed settlement leaves the reservation in place, which refills.
                 let _ = quota::adjust(store, limit, delta, now_ns);
             }
         }
-        usage
+        self.record_properties();
+        Some(self.summary.clone())
     }
 }
 
@@ -518,3 +631,6 @@ mod quota_tests;
 
 #[cfg(test)]
 mod cache_tests;
+
+#[cfg(test)]
+mod observability_tests;

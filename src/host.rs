@@ -3,13 +3,15 @@
 
 use crate::config::Config;
 use crate::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
+use crate::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
 use crate::ports::{Clock, HeaderMap, SharedStore, StoreError};
 use crate::quota;
 use crate::routing::next_random;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Status};
-use std::cell::Cell;
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -28,6 +30,33 @@ fn now_ns() -> u64 {
         .ok()
         .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
+thread_local! {
+    /// Metric ids by name, defined on first use (one VM per worker thread).
+    static METRIC_IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn emit(update: &MetricUpdate) {
+    METRIC_IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        let id = match ids.get(&update.name) {
+            Some(id) => *id,
+            None => {
+                let kind = match update.kind {
+                    MetricKind::Counter => MetricType::Counter,
+                    MetricKind::Histogram => MetricType::Histogram,
+                };
+                let Ok(id) = hostcalls::define_metric(kind, &update.name) else { return };
+                ids.insert(update.name.clone(), id);
+                id
+            }
+        };
+        let _ = match update.kind {
+            MetricKind::Counter => hostcalls::increment_metric(id, i64::try_from(update.value).unwrap_or(i64::MAX)),
+            MetricKind::Histogram => hostcalls::record_metric(id, update.value),
+        };
+    });
 }
 
 /// The host's clock, read at most once per callback and only if something needs the time.
@@ -155,6 +184,24 @@ impl GatewayHttp {
     fn io<'a>(headers: &'a mut HostHeaders, clock: &'a HostClock) -> Io<'a> {
         Io { headers, store: &HostStore, clock }
     }
+
+    /// Sets the filter-state properties and writes the log lines the flow produced.
+    fn flush(&mut self) {
+        for (name, value) in self.flow.take_properties() {
+            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+        }
+        for line in self.flow.take_logs() {
+            log(LogLevel::Info, &line);
+        }
+    }
+
+    fn finish(&mut self) {
+        let summary: Option<RequestSummary> = self.flow.on_done(&HostStore, &HostClock::default());
+        for update in summary.iter().flat_map(metrics::updates) {
+            emit(&update);
+        }
+        self.flush();
+    }
 }
 
 impl Context for GatewayHttp {}
@@ -162,7 +209,10 @@ impl Context for GatewayHttp {}
 impl HttpContext for GatewayHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        match self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers, &HostClock::default()), end_of_stream) {
+        let action =
+            self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers, &HostClock::default()), end_of_stream);
+        self.flush();
+        match action {
             HeadersAction::ReadBody => Action::Pause,
             HeadersAction::Respond(reply) => respond(reply),
         }
@@ -174,7 +224,9 @@ impl HttpContext for GatewayHttp {
         }
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        match self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body) {
+        let action = self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body);
+        self.flush();
+        match action {
             BodyAction::Forward { new_body } => {
                 if let Some(new_body) = new_body {
                     if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_err() {
@@ -194,9 +246,10 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.flow.on_response_headers(&mut HostHeaders::new(MapType::HttpResponseHeaders), end_of_stream);
+        let clock = HostClock::default();
+        self.flow.on_response_headers(&mut HostHeaders::new(MapType::HttpResponseHeaders), &clock, end_of_stream);
         if end_of_stream {
-            self.flow.on_done(&HostStore, &HostClock::default());
+            self.finish();
         }
         Action::Continue
     }
@@ -211,13 +264,13 @@ impl HttpContext for GatewayHttp {
         self.flow.on_response_body(&chunk, end_of_stream);
         if end_of_stream {
             // Settle now, before the client can send its next request; `on_log` then has nothing left.
-            self.flow.on_done(&HostStore, &HostClock::default());
+            self.finish();
         }
         Action::Continue
     }
 
     fn on_log(&mut self) {
-        self.flow.on_done(&HostStore, &HostClock::default());
+        self.finish();
     }
 }
 

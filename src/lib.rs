@@ -7,6 +7,7 @@ pub mod config;
 pub mod endpoint;
 pub mod flow;
 mod host;
+pub mod metrics;
 pub mod model_list;
 pub mod ports;
 pub mod quota;

@@ -13,6 +13,30 @@ use tempfile::TempDir;
 /// The request header the shipped configs route on.
 pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
 
+/// The labels the filter puts in its metric names (`name;key_id=...;model=...`).
+pub const METRIC_LABELS: [&str; 6] = ["key_id", "model", "upstream", "outcome", "limit", "result"];
+
+/// The fields of the JSON access log line the shipped configs write.
+pub fn access_log_format() -> Value {
+    json!({
+        "start_time": "%START_TIME%",
+        "request_id": "%REQ(X-REQUEST-ID)%",
+        "method": "%REQ(:METHOD)%",
+        "path": "%REQ(:PATH)%",
+        "status": "%RESPONSE_CODE%",
+        "duration_ms": "%DURATION%",
+        "upstream_cluster": "%UPSTREAM_CLUSTER%",
+        "key_id": "%FILTER_STATE(wasm.ai_gw_key_id:PLAIN)%",
+        "model": "%FILTER_STATE(wasm.ai_gw_model:PLAIN)%",
+        "upstream": "%FILTER_STATE(wasm.ai_gw_upstream:PLAIN)%",
+        "outcome": "%FILTER_STATE(wasm.ai_gw_outcome:PLAIN)%",
+        "cache": "%FILTER_STATE(wasm.ai_gw_cache:PLAIN)%",
+        "limit": "%FILTER_STATE(wasm.ai_gw_limit:PLAIN)%",
+        "input_tokens": "%FILTER_STATE(wasm.ai_gw_input_tokens:PLAIN)%",
+        "output_tokens": "%FILTER_STATE(wasm.ai_gw_output_tokens:PLAIN)%"
+    })
+}
+
 /// What to run: the filter's JSON configuration and the upstream clusters (name, loopback port).
 #[derive(Debug, Clone)]
 pub struct EnvoySetup {
@@ -40,8 +64,9 @@ impl EnvoySetup {
         EnvoySetup { with_filter: false, ..EnvoySetup::new(Value::Null, &[(cluster, port)]) }
     }
 
-    /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`.
-    pub fn bootstrap(&self, wasm: &Path) -> Value {
+    /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`; the access log goes to
+    /// `access_log` (JSON lines).
+    pub fn bootstrap(&self, wasm: &Path, access_log: &Path) -> Value {
         let clusters: Vec<Value> = self
             .clusters
             .iter()
@@ -84,8 +109,14 @@ impl EnvoySetup {
             let first = self.clusters.first().map(|(name, _)| name.clone()).unwrap_or_default();
             (vec![router], json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }))
         };
+        let stats_tags: Vec<Value> = METRIC_LABELS
+            .iter()
+            .map(|label| json!({ "tag_name": label, "regex": format!("(;{label}=([^;]*))") }))
+            .collect();
         json!({
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
+            "stats_config": { "stats_tags": stats_tags },
+            "stats_flush_interval": "1s",
             "static_resources": {
                 "listeners": [ {
                     "name": "ai_gateway",
@@ -97,6 +128,10 @@ impl EnvoySetup {
                             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                             "stat_prefix": "ai_gateway",
                             "codec_type": "AUTO",
+                            "access_log": [ { "name": "envoy.access_loggers.file", "typed_config": {
+                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                                "path": access_log,
+                                "log_format": { "json_format": access_log_format() } } } ],
                             "route_config": { "name": "models", "virtual_hosts": [ {
                                 "name": "models", "domains": ["*"], "routes": [route] } ] },
                             "http_filters": http_filters
@@ -152,7 +187,8 @@ impl Envoy {
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config_path = dir.path().join("envoy.json");
-        std::fs::write(&config_path, setup.bootstrap(&wasm).to_string()).map_err(|e| e.to_string())?;
+        let access_log = dir.path().join("access.log");
+        std::fs::write(&config_path, setup.bootstrap(&wasm, &access_log).to_string()).map_err(|e| e.to_string())?;
         Envoy::start_with(&config_path, setup.concurrency, dir)
     }
 
@@ -165,6 +201,7 @@ impl Envoy {
         let mut command = envoy_command(config_path)?;
         command
             .args(["--concurrency", &concurrency.to_string(), "--disable-hot-restart", "--log-level", "info"])
+            .args(["--file-flush-interval-msec", "100"])
             .arg("--admin-address-path")
             .arg(&admin_path)
             .current_dir(crate::paths::repo_root())
@@ -218,6 +255,13 @@ impl Envoy {
     /// Everything Envoy has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The access log lines written so far (configs made by [`EnvoySetup`]).
+    pub fn access_log(&self) -> Vec<Value> {
+        let path = self.log_path.with_file_name("access.log");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
     }
 
     /// A GET on the admin API (`/stats/prometheus`, `/memory`, ...).

@@ -74,3 +74,36 @@ async fn demo_config_serves_with_its_documented_key() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "request_too_large");
 }
+
+/// The Grafana dashboard parses, and every series it queries is one the filter emits.
+#[test]
+fn the_dashboard_queries_only_metrics_the_filter_emits() {
+    let emitted = [
+        "ai_gateway_requests_total",
+        "ai_gateway_input_tokens_total",
+        "ai_gateway_output_tokens_total",
+        "ai_gateway_cache_lookups_total",
+        "ai_gateway_cache_stores_total",
+        "ai_gateway_rate_limited_total",
+        "ai_gateway_upstream_duration_ms_bucket",
+        "ai_gateway_upstream_first_byte_ms_bucket",
+    ];
+    let text = std::fs::read_to_string(repo_root().join("integration/grafana/ai-gateway.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let names: Vec<&str> = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("ai_gateway_"))
+                .collect();
+            assert!(!names.is_empty(), "{expr}");
+            for name in names {
+                assert!(emitted.contains(&name), "the dashboard queries {name}, which the filter does not emit");
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= emitted.len());
+}

@@ -51,7 +51,7 @@ impl Client<'_> {
                 let (status, content_type, answer) = upstream;
                 let mut response =
                     FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", content_type)]);
-                flow.on_response_headers(&mut response, false);
+                flow.on_response_headers(&mut response, &NOW, false);
                 let (first, second) = answer.as_bytes().split_at(answer.len() / 2);
                 flow.on_response_body(first, false);
                 flow.on_response_body(second, true);
@@ -180,7 +180,11 @@ fn errors_oversize_and_unfinished_answers_are_not_stored() {
         FakeHeaders::new(&[(":method", "POST"), (":path", "/v1/chat/completions"), ("authorization", "Bearer sk-a")]);
     flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
     flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, BODY.as_bytes());
-    flow.on_response_headers(&mut FakeHeaders::new(&[(":status", "200"), ("content-type", "application/json")]), false);
+    flow.on_response_headers(
+        &mut FakeHeaders::new(&[(":status", "200"), ("content-type", "application/json")]),
+        &NOW,
+        false,
+    );
     flow.on_response_body(b"{\"id\":", false);
     flow.on_done(&store, &NOW);
     assert_eq!(cache_header(&client.call("sk-a", &[], BODY, JSON_OK, NOW)).as_deref(), Some("miss"));

@@ -48,7 +48,7 @@ fn chat(max_tokens: u64) -> String {
 /// Answers a forwarded request: response headers, then the body in the given chunks.
 fn answer(trip: &mut Trip, status: u16, content_type: &str, chunks: &[&[u8]]) -> FakeHeaders {
     let mut response = FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", content_type)]);
-    trip.flow.on_response_headers(&mut response, false);
+    trip.flow.on_response_headers(&mut response, &NOW, false);
     for (i, chunk) in chunks.iter().enumerate() {
         trip.flow.on_response_body(chunk, i + 1 == chunks.len());
     }
@@ -139,7 +139,9 @@ fn json_usage_settles_the_reservation() {
         &[br#"{"usage":{"prompt_tokens":12,"#, br#""completion_tokens":30}}"#],
     );
     assert_eq!(response.get("x-ratelimit-remaining-tokens"), Some((1000 - reserved).to_string()));
-    assert_eq!(trip.flow.on_done(&store, &NOW), Some(crate::usage::Usage { input_tokens: 12, output_tokens: 30 }));
+    let summary = trip.flow.on_done(&store, &NOW).unwrap();
+    assert_eq!(summary.usage, Some(crate::usage::Usage { input_tokens: 12, output_tokens: 30 }));
+    assert_eq!(summary.outcome, Some(crate::metrics::Outcome::Ok));
     assert_eq!(remaining(&store, &config, LimitKind::TokensPerMinute), 1000 - 42);
 }
 
@@ -190,7 +192,7 @@ fn without_usage_the_reservation_settles_to_a_documented_estimate() {
         if let Some((status, chunk, complete)) = response {
             let mut headers =
                 FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", "text/event-stream")]);
-            trip.flow.on_response_headers(&mut headers, false);
+            trip.flow.on_response_headers(&mut headers, &NOW, false);
             trip.flow.on_response_body(chunk, *complete);
         }
         trip.flow.on_done(&store, &NOW);

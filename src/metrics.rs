@@ -1,0 +1,220 @@
+//! Per-request metrics: what one finished request adds to the Prometheus series, as data.
+//!
+//! Labels travel inside metric names (`ai_gateway_requests_total;key_id=alpha;model=gpt-4o;...`)
+//! and Envoy's `stats_tags` turn them into Prometheus labels. Label values come only from the
+//! configuration (key ids, model and upstream names) or from fixed lists, so cardinality is bounded
+//! by the configuration; anything else is reported as `none`.
+
+use crate::quota::LimitKind;
+use crate::usage::Usage;
+
+/// How a request ended, as counted in `ai_gateway_requests_total{outcome=...}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    BadRequest,
+    RateLimited,
+    CacheHit,
+    UpstreamError,
+    /// The gateway itself failed (no configuration, counters unavailable).
+    GatewayError,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Forbidden => "forbidden",
+            Outcome::NotFound => "not_found",
+            Outcome::BadRequest => "bad_request",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::CacheHit => "cache_hit",
+            Outcome::UpstreamError => "upstream_error",
+            Outcome::GatewayError => "gateway_error",
+        }
+    }
+
+    /// The outcome of a reply the gateway sent itself.
+    pub fn of_local_status(status: u16) -> Outcome {
+        match status {
+            200..=299 => Outcome::Ok,
+            401 => Outcome::Unauthorized,
+            403 => Outcome::Forbidden,
+            404 => Outcome::NotFound,
+            429 => Outcome::RateLimited,
+            400..=499 => Outcome::BadRequest,
+            _ => Outcome::GatewayError,
+        }
+    }
+}
+
+/// What happened in the cache for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEvent {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+impl CacheEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheEvent::Hit => "hit",
+            CacheEvent::Miss => "miss",
+            CacheEvent::Bypass => "bypass",
+        }
+    }
+}
+
+/// Everything the metrics of one finished request are made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestSummary {
+    pub key_id: Option<String>,
+    pub model: Option<String>,
+    pub upstream: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub usage: Option<Usage>,
+    pub cache: Option<CacheEvent>,
+    /// `fresh` or `replaced` when the response was stored in the cache.
+    pub cache_store: Option<&'static str>,
+    pub refused_by: Option<LimitKind>,
+    pub upstream_ms: Option<u64>,
+    pub first_byte_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Histogram,
+}
+
+/// One change to one series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricUpdate {
+    pub name: String,
+    pub kind: MetricKind,
+    pub value: u64,
+}
+
+/// A label value safe inside a metric name: characters other than `A-Z a-z 0-9 . _ : / -` (which
+/// would break Envoy's tag extraction, like `;` or `=`) become `_`.
+fn label(value: Option<&str>) -> String {
+    let value = value.unwrap_or("none");
+    value.chars().map(|c| if c.is_ascii_alphanumeric() || "._:/-".contains(c) { c } else { '_' }).collect()
+}
+
+/// The updates one finished request makes.
+pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
+    let Some(outcome) = summary.outcome else { return Vec::new() };
+    let (key_id, model, upstream) =
+        (label(summary.key_id.as_deref()), label(summary.model.as_deref()), label(summary.upstream.as_deref()));
+    let counter = |name: String, value: u64| MetricUpdate { name, kind: MetricKind::Counter, value };
+    let histogram = |name: String, value: u64| MetricUpdate { name, kind: MetricKind::Histogram, value };
+    let mut out = vec![counter(
+        format!(
+            "ai_gateway_requests_total;key_id={key_id};model={model};upstream={upstream};outcome={}",
+            outcome.name()
+        ),
+        1,
+    )];
+    if let Some(usage) = summary.usage {
+        let series = |direction: &str| format!("ai_gateway_{direction}_tokens_total;key_id={key_id};model={model}");
+        out.push(counter(series("input"), usage.input_tokens));
+        out.push(counter(series("output"), usage.output_tokens));
+    }
+    if let Some(cache) = summary.cache {
+        out.push(counter(format!("ai_gateway_cache_lookups_total;key_id={key_id};result={}", cache.name()), 1));
+    }
+    if let Some(stored) = summary.cache_store {
+        out.push(counter(format!("ai_gateway_cache_stores_total;key_id={key_id};result={stored}"), 1));
+    }
+    if let Some(limit) = summary.refused_by {
+        out.push(counter(format!("ai_gateway_rate_limited_total;key_id={key_id};limit={}", limit.name()), 1));
+    }
+    if let Some(ms) = summary.upstream_ms {
+        out.push(histogram(format!("ai_gateway_upstream_duration_ms;model={model};upstream={upstream}"), ms));
+    }
+    if let Some(ms) = summary.first_byte_ms {
+        out.push(histogram(format!("ai_gateway_upstream_first_byte_ms;model={model};upstream={upstream}"), ms));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_served_request_counts_its_outcome_tokens_and_timings() {
+        let summary = RequestSummary {
+            key_id: Some("alpha".into()),
+            model: Some("gpt-4o".into()),
+            upstream: Some("openai".into()),
+            outcome: Some(Outcome::Ok),
+            usage: Some(Usage { input_tokens: 10, output_tokens: 5 }),
+            cache: Some(CacheEvent::Miss),
+            cache_store: Some("fresh"),
+            refused_by: None,
+            upstream_ms: Some(120),
+            first_byte_ms: Some(40),
+        };
+        let names: Vec<(String, u64)> = updates(&summary).into_iter().map(|u| (u.name, u.value)).collect();
+        assert_eq!(
+            names,
+            [
+                ("ai_gateway_requests_total;key_id=alpha;model=gpt-4o;upstream=openai;outcome=ok".to_owned(), 1),
+                ("ai_gateway_input_tokens_total;key_id=alpha;model=gpt-4o".to_owned(), 10),
+                ("ai_gateway_output_tokens_total;key_id=alpha;model=gpt-4o".to_owned(), 5),
+                ("ai_gateway_cache_lookups_total;key_id=alpha;result=miss".to_owned(), 1),
+                ("ai_gateway_cache_stores_total;key_id=alpha;result=fresh".to_owned(), 1),
+                ("ai_gateway_upstream_duration_ms;model=gpt-4o;upstream=openai".to_owned(), 120),
+                ("ai_gateway_upstream_first_byte_ms;model=gpt-4o;upstream=openai".to_owned(), 40),
+            ]
+        );
+    }
+
+    #[test]
+    fn refusals_use_none_for_what_is_unknown() {
+        let summary = RequestSummary { outcome: Some(Outcome::Unauthorized), ..Default::default() };
+        assert_eq!(
+            updates(&summary)[0].name,
+            "ai_gateway_requests_total;key_id=none;model=none;upstream=none;outcome=unauthorized"
+        );
+        let limited = RequestSummary {
+            key_id: Some("k".into()),
+            outcome: Some(Outcome::RateLimited),
+            refused_by: Some(LimitKind::TokensPerDay),
+            ..Default::default()
+        };
+        assert_eq!(updates(&limited)[1].name, "ai_gateway_rate_limited_total;key_id=k;limit=tokens_per_day");
+        assert!(updates(&RequestSummary::default()).is_empty());
+        let odd = RequestSummary { model: Some("a;b=c d@1".into()), outcome: Some(Outcome::Ok), ..Default::default() };
+        assert_eq!(
+            updates(&odd)[0].name,
+            "ai_gateway_requests_total;key_id=none;model=a_b_c_d_1;upstream=none;outcome=ok"
+        );
+    }
+
+    #[test]
+    fn local_statuses_map_to_outcomes() {
+        let cases = [
+            (200, Outcome::Ok),
+            (400, Outcome::BadRequest),
+            (401, Outcome::Unauthorized),
+            (403, Outcome::Forbidden),
+            (404, Outcome::NotFound),
+            (405, Outcome::BadRequest),
+            (413, Outcome::BadRequest),
+            (429, Outcome::RateLimited),
+            (500, Outcome::GatewayError),
+            (503, Outcome::GatewayError),
+        ];
+        for (status, outcome) in cases {
+            assert_eq!(Outcome::of_local_status(status), outcome, "{status}");
+        }
+    }
+}
