@@ -550,8 +550,7 @@ impl RequestFlow {
         self.phase = Phase::Done;
         let usage = self.usage_reader.as_mut().and_then(UsageReader::finish);
         let now_ns = clock.now_ns();
-        let elapsed_ms = |since: Option<u64>| since.map(|t| now_ns.saturating_sub(t) / 1_000_000);
-        self.summary.upstream_ms = elapsed_ms(self.forwarded_at_ns);
+        self.summary.upstream_ms = self.forwarded_at_ns.map(|sent| now_ns.saturating_sub(sent) / 1_000_000);
         self.summary.first_byte_ms =
             self.first_byte_at_ns.zip(self.forwarded_at_ns).map(|(first, sent)| first.saturating_sub(sent) / 1_000_000);
         self.summary.usage = usage;
