@@ -69,7 +69,12 @@ pub fn read_fields(body: &[u8]) -> Result<RequestFields, ApiError> {
         Some(b'{') => {}
         Some(_) => return Err(bad_request("invalid_json", "The request body must be a JSON object.")),
     }
-    let top: TopLevel = serde_json::from_slice(body)
+    // JSON text is UTF-8 (RFC 8259). The parser does not check the strings it skips, so check the
+    // whole body first: invalid bytes inside a prompt must not be forwarded.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        bad_request("invalid_json", format!("The request body is not valid UTF-8 (at byte {}).", e.valid_up_to()))
+    })?;
+    let top: TopLevel = serde_json::from_str(text)
         .map_err(|e| bad_request("invalid_json", format!("The request body is not valid JSON: {e}")))?;
     let raw_model = top
         .model
@@ -209,6 +214,17 @@ mod tests {
             let error = read_fields(body).unwrap_err();
             assert_eq!((error.status(), error.code), (400, *code), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn invalid_utf8_anywhere_is_refused() {
+        // Found by the request_body fuzz target: invalid bytes inside a skipped field name.
+        let body =
+            b"{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"conte\x95\x95\x95\x95\x95\x95nt\":\"hi\"}]}";
+        let error = read_fields(body).unwrap_err();
+        assert_eq!((error.status(), error.code), (400, "invalid_json"));
+        assert!(error.message.contains("UTF-8"), "{}", error.message);
+        assert_eq!(read_fields(b"{\"model\":\"m\",\"x\":\"\xff\"}").unwrap_err().code, "invalid_json");
     }
 
     #[test]

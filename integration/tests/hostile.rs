@@ -30,6 +30,9 @@ async fn still_serving(gateway: &TestGateway) {
     assert!(!log.contains("panicked") && !log.contains("wasm trap") && !log.contains("Function: proxy_on"), "{log}");
 }
 
+/// Header names and raw values, as an attacker sets them.
+type Credentials = Vec<(&'static str, Vec<u8>)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_games_never_bypass_auth() {
     let gateway = TestGateway::start().await;
@@ -41,7 +44,7 @@ async fn credential_games_never_bypass_auth() {
         async move { request.send().await.unwrap().status().as_u16() }
     };
     let bearer = |key: &str| format!("Bearer {key}").into_bytes();
-    let cases: Vec<(Vec<(&'static str, Vec<u8>)>, u16)> = vec![
+    let cases: Vec<(Credentials, u16)> = vec![
         (vec![("authorization", bearer(ALPHA)), ("x-api-key", ALPHA.into())], 200),
         (vec![("AUTHORIZATION", bearer(ALPHA))], 200),
         (vec![("authorization", bearer("sk-wrong")), ("x-api-key", ALPHA.into())], 401),
