@@ -30,6 +30,9 @@ async fn still_serving(gateway: &TestGateway) {
     assert!(!log.contains("panicked") && !log.contains("wasm trap") && !log.contains("Function: proxy_on"), "{log}");
 }
 
+/// One extra request header.
+type Header = (&'static str, &'static str);
+
 /// Header names and raw values, as an attacker sets them.
 type Credentials = Vec<(&'static str, Vec<u8>)>;
 
@@ -78,7 +81,7 @@ async fn hostile_bodies_get_clear_errors_or_correct_handling() {
         }
     };
     let deep = format!("{{\"model\":\"gpt-4o\",\"x\":{}{}}}", "[".repeat(50_000), "]".repeat(50_000));
-    let cases: Vec<(Vec<u8>, Option<(&'static str, &'static str)>, u16)> = vec![
+    let cases: Vec<(Vec<u8>, Option<Header>, u16)> = vec![
         (b"{\"model\":\"gpt-4o\xff\"}".to_vec(), None, 400),
         (b"\xef\xbb\xbf{\"model\":\"gpt-4o\"}".to_vec(), None, 400),
         (b"{\"model\":\"gpt-4o\",\"model\":\"split\"}".to_vec(), None, 400),
