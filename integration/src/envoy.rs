@@ -46,6 +46,9 @@ pub struct EnvoySetup {
     pub buffer_limit_bytes: u32,
     /// `false`: plain Envoy, no filter, every request routed to the first cluster (the baseline).
     pub with_filter: bool,
+    /// The filter's configuration comes from a watched file (a file-based extension config
+    /// source), which [`Envoy::replace_filter_config`] swaps atomically.
+    pub live_reload: bool,
 }
 
 impl EnvoySetup {
@@ -56,6 +59,7 @@ impl EnvoySetup {
             concurrency: 2,
             buffer_limit_bytes: 8 * 1024 * 1024,
             with_filter: true,
+            live_reload: false,
         }
     }
 
@@ -67,6 +71,7 @@ impl EnvoySetup {
     /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`; the access log goes to
     /// `access_log` (JSON lines).
     pub fn bootstrap(&self, wasm: &Path, access_log: &Path) -> Value {
+        let filter_file = access_log.with_file_name("filter").join("ai_gateway.yaml");
         let clusters: Vec<Value> = self
             .clusters
             .iter()
@@ -99,6 +104,14 @@ impl EnvoySetup {
         });
         let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
+        let wasm_filter = if self.live_reload {
+            json!({ "name": "ai_gateway", "config_discovery": {
+                "config_source": { "path_config_source": {
+                    "path": filter_file, "watched_directory": { "path": filter_file.parent() } } },
+                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"] } })
+        } else {
+            wasm_filter
+        };
         let (http_filters, route) = if self.with_filter {
             (
                 vec![wasm_filter, router],
@@ -114,6 +127,7 @@ impl EnvoySetup {
             .map(|label| json!({ "tag_name": label, "regex": format!("(;{label}=([^;]*))") }))
             .collect();
         json!({
+            "node": { "id": "ai-gateway-test", "cluster": "ai-gateway-test" },
             "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
             "stats_config": { "stats_tags": stats_tags },
             "stats_flush_interval": "1s",
@@ -188,7 +202,12 @@ impl Envoy {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config_path = dir.path().join("envoy.json");
         let access_log = dir.path().join("access.log");
-        std::fs::write(&config_path, setup.bootstrap(&wasm, &access_log).to_string()).map_err(|e| e.to_string())?;
+        let bootstrap = setup.bootstrap(&wasm, &access_log);
+        if setup.live_reload {
+            std::fs::create_dir_all(dir.path().join("filter")).map_err(|e| e.to_string())?;
+            write_filter_resource(dir.path(), &wasm, &setup.filter_config)?;
+        }
+        std::fs::write(&config_path, bootstrap.to_string()).map_err(|e| e.to_string())?;
         Envoy::start_with(&config_path, setup.concurrency, dir)
     }
 
@@ -257,6 +276,13 @@ impl Envoy {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Replaces the filter's configuration the way an operator should (write a new file beside the
+    /// watched one, rename it over); only for an Envoy started with `live_reload`.
+    pub fn replace_filter_config(&self, filter_config: &Value) -> Result<(), String> {
+        let dir = self.log_path.parent().ok_or("no run directory")?;
+        write_filter_resource(dir, &filter_wasm(), filter_config)
+    }
+
     /// The access log lines written so far (configs made by [`EnvoySetup`]).
     pub fn access_log(&self) -> Vec<Value> {
         let path = self.log_path.with_file_name("access.log");
@@ -275,6 +301,30 @@ impl Drop for Envoy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Writes the filter as an extension config resource into `dir/filter/ai_gateway.yaml`, atomically.
+fn write_filter_resource(dir: &Path, wasm: &Path, filter_config: &Value) -> Result<(), String> {
+    let resource = json!({ "resources": [ {
+        "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
+        "name": "ai_gateway",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "ai_gateway", "root_id": "ai_gateway",
+                "allow_on_headers_stop_iteration": true,
+                "failure_policy": "FAIL_CLOSED",
+                "vm_config": { "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
+                               "code": { "local": { "filename": wasm } } },
+                "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue",
+                                   "value": filter_config.to_string() }
+            }
+        }
+    } ] });
+    let filter_dir = dir.join("filter");
+    let next = filter_dir.join("next.tmp");
+    std::fs::write(&next, resource.to_string()).map_err(|e| e.to_string())?;
+    std::fs::rename(&next, filter_dir.join("ai_gateway.yaml")).map_err(|e| e.to_string())
 }
 
 /// A minimal blocking HTTP/1.1 GET on loopback, for the admin API (Envoy refuses HTTP/1.0): the

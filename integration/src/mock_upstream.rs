@@ -3,12 +3,17 @@
 //!
 //! Usage is deterministic: 10 prompt tokens, and as many completion tokens as the request's
 //! `max_tokens` (or `max_completion_tokens`, `max_output_tokens`), 5 when none is given.
+//!
+//! A request header `x-mock-behavior` makes it misbehave: `reset-mid-stream` (two events, then the
+//! connection is reset), `slow` (answers after 1 s), `slow-stream` (an event every 200 ms),
+//! `status-500` (a provider error).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -119,8 +124,22 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         body,
     };
     let request = record.json();
+    let behavior = record.header("x-mock-behavior").unwrap_or_default().to_owned();
     if let Ok(mut records) = state.records.lock() {
         records.push(record);
+    }
+    match behavior.as_str() {
+        "status-500" => {
+            let error = json!({ "error": { "message": "mock: the provider failed", "type": "server_error" } });
+            return respond(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "application/json",
+                Body::from(error.to_string()),
+            );
+        }
+        "slow" => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+        _ => {}
     }
     let model = request["model"].as_str().unwrap_or("unknown").to_owned();
     let stream = request["stream"].as_bool().unwrap_or(false);
@@ -144,8 +163,26 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         }
     };
     if stream && !events.is_empty() {
-        let chunks = events.into_iter().map(Ok::<_, Infallible>);
-        return respond(&state, StatusCode::OK, "text/event-stream", Body::from_stream(futures::stream::iter(chunks)));
+        let body = match behavior.as_str() {
+            "reset-mid-stream" => {
+                let first: Vec<Result<String, std::io::Error>> = events.into_iter().take(2).map(Ok).collect();
+                // Pause so that the headers and first events are on the wire before the reset.
+                let broken = futures::stream::iter(first).chain(futures::stream::once(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Err(std::io::Error::other("mock: connection reset mid-stream"))
+                }));
+                Body::from_stream(broken)
+            }
+            "slow-stream" => {
+                let paced = futures::stream::iter(events.into_iter().cycle().take(50)).then(|event| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    Ok::<_, Infallible>(event)
+                });
+                Body::from_stream(paced)
+            }
+            _ => Body::from_stream(futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>))),
+        };
+        return respond(&state, StatusCode::OK, "text/event-stream", body);
     }
     respond(&state, StatusCode::OK, "application/json", Body::from(json_body.to_string()))
 }
