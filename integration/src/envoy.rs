@@ -83,25 +83,7 @@ impl EnvoySetup {
                 })
             })
             .collect();
-        let wasm_filter = json!({
-            "name": "ai_gateway",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-                "config": {
-                    "name": "ai_gateway", "root_id": "ai_gateway",
-                    "allow_on_headers_stop_iteration": true,
-                    "failure_policy": "FAIL_CLOSED",
-                    "vm_config": {
-                        "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
-                        "code": { "local": { "filename": wasm } }
-                    },
-                    "configuration": {
-                        "@type": "type.googleapis.com/google.protobuf.StringValue",
-                        "value": self.filter_config.to_string()
-                    }
-                }
-            }
-        });
+        let wasm_filter = json!({ "name": "ai_gateway", "typed_config": wasm_filter(wasm, &self.filter_config) });
         let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
         let wasm_filter = if self.live_reload {
@@ -303,23 +285,28 @@ impl Drop for Envoy {
     }
 }
 
+/// The filter's typed config, as every shipped Envoy config declares it (`envoy/demo.yaml`).
+fn wasm_filter(wasm: &Path, filter_config: &Value) -> Value {
+    json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        "config": {
+            "name": "ai_gateway", "root_id": "ai_gateway",
+            "allow_on_headers_stop_iteration": true,
+            "failure_policy": "FAIL_CLOSED",
+            "vm_config": { "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
+                           "code": { "local": { "filename": wasm } } },
+            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue",
+                               "value": filter_config.to_string() }
+        }
+    })
+}
+
 /// Writes the filter as an extension config resource into `dir/filter/ai_gateway.yaml`, atomically.
 fn write_filter_resource(dir: &Path, wasm: &Path, filter_config: &Value) -> Result<(), String> {
     let resource = json!({ "resources": [ {
         "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
         "name": "ai_gateway",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": {
-                "name": "ai_gateway", "root_id": "ai_gateway",
-                "allow_on_headers_stop_iteration": true,
-                "failure_policy": "FAIL_CLOSED",
-                "vm_config": { "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
-                               "code": { "local": { "filename": wasm } } },
-                "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue",
-                                   "value": filter_config.to_string() }
-            }
-        }
+        "typed_config": wasm_filter(wasm, filter_config)
     } ] });
     let filter_dir = dir.join("filter");
     let next = filter_dir.join("next.tmp");
