@@ -103,8 +103,6 @@ pub struct RequestFlow {
     response_status: Option<u16>,
     response_complete: bool,
     usage_reader: Option<UsageReader>,
-    /// `hit`, `miss` or `bypass` when a cache is configured.
-    cache_status: Option<&'static str>,
     recording: Option<Recording>,
     /// `on_done` ran: the response ended, or the request is over.
     finished: bool,
@@ -131,7 +129,6 @@ impl RequestFlow {
             response_status: None,
             response_complete: false,
             usage_reader: None,
-            cache_status: None,
             recording: None,
             finished: false,
             summary: RequestSummary::default(),
@@ -317,8 +314,8 @@ impl RequestFlow {
             }
             Err(mut reply) => {
                 reply.headers.extend(self.rate_headers.iter().cloned());
-                if let Some(status) = self.cache_status.filter(|_| reply.status != 200) {
-                    reply.headers.push((CACHE_HEADER, status.to_owned()));
+                if let Some(cache) = self.summary.cache.filter(|_| reply.status != 200) {
+                    reply.headers.push((CACHE_HEADER, cache.name().to_owned()));
                 }
                 self.finish_locally(&reply);
                 BodyAction::Respond(reply)
@@ -352,7 +349,7 @@ impl RequestFlow {
 
         if let Some(settings) = &config.cache {
             let directives = Directives::from_cache_control(io.headers.get("cache-control").as_deref());
-            self.cache_status = Some("bypass");
+            self.summary.cache = Some(CacheEvent::Bypass);
             let material = KeyMaterial {
                 key_id: &key.id,
                 upstream: &resolved.upstream.name,
@@ -371,7 +368,7 @@ impl RequestFlow {
                     if let Some(hit) = cache::lookup(io.store, settings, &cache_key, io.clock.now_ns()) {
                         return Err(self.hit_reply(key, io, hit));
                     }
-                    self.cache_status = Some("miss");
+                    self.summary.cache = Some(CacheEvent::Miss);
                 }
                 if !directives.skip_store {
                     self.recording = Some(Recording { key: cache_key, format: None, body: Vec::new() });
@@ -428,7 +425,6 @@ impl RequestFlow {
         let token_limits = key.limits.iter().filter(|l| l.kind.counts_tokens());
         let token_status = quota::peek_tightest(io.store, token_limits, io.clock.now_ns());
         self.rate_headers.extend(token_status.map(|s| limit_headers("tokens", s)).into_iter().flatten());
-        self.cache_status = Some("hit");
         self.summary.cache = Some(CacheEvent::Hit);
         LocalReply {
             status: 200,
@@ -491,8 +487,8 @@ impl RequestFlow {
         for (name, value) in &self.rate_headers {
             headers.set(name, value);
         }
-        if let Some(status) = self.cache_status {
-            headers.set(CACHE_HEADER, status);
+        if let Some(cache) = self.summary.cache {
+            headers.set(CACHE_HEADER, cache.name());
         }
         self.response_status = headers.get(":status").and_then(|status| status.parse().ok());
         let format = headers.get("content-type").and_then(|content_type| BodyFormat::from_content_type(&content_type));
@@ -554,8 +550,6 @@ impl RequestFlow {
         self.summary.first_byte_ms =
             self.first_byte_at_ns.zip(self.forwarded_at_ns).map(|(first, sent)| first.saturating_sub(sent) / 1_000_000);
         self.summary.usage = usage;
-        self.summary.cache =
-            self.cache_status.map(|status| if status == "miss" { CacheEvent::Miss } else { CacheEvent::Bypass });
         let succeeded = matches!(self.response_status, Some(200..=299)) && self.response_complete;
         self.summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
         if !succeeded {
