@@ -10,7 +10,7 @@ use ai_gateway::fake::{FakeHeaders, FakeStore};
 use ai_gateway::flow::{BodyAction, HeadersAction, Io, RequestFlow};
 use ai_gateway::quota::{self, Limit, LimitKind};
 use ai_gateway::request_body::read_fields;
-use ai_gateway::usage::{BodyFormat, UsageReader};
+use ai_gateway::usage::{BodyFormat, ResponseApi, UsageReader};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::rc::Rc;
@@ -69,7 +69,7 @@ fn benches(c: &mut Criterion) {
     let stream = sse_stream();
     c.bench_function(&format!("SSE usage scan ({} KB, 16 KB chunks)", stream.len() / 1024), |b| {
         b.iter(|| {
-            let mut reader = UsageReader::new(BodyFormat::EventStream);
+            let mut reader = UsageReader::new(BodyFormat::EventStream, ResponseApi::ChatCompletions);
             for chunk in stream.chunks(16 * 1024) {
                 reader.feed(chunk);
             }
@@ -95,7 +95,8 @@ fn benches(c: &mut Criterion) {
             upstream: "openai",
             upstream_model: "gpt-4o-mini-2024-07-18",
             endpoint: ModelEndpoint::ChatCompletions,
-            headers: [None, None, None],
+            query: "",
+            headers: &[],
             body: &body,
         };
         c.bench_function(&format!("cache key ({} KB body)", size / 1024), |b| {

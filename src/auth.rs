@@ -13,6 +13,8 @@ pub enum AuthError {
     Missing,
     NotBearer,
     Conflicting,
+    /// The same credential header was sent more than once.
+    Repeated,
     /// No configured key has this digest; the first 4 bytes of it identify the key in logs.
     Unknown {
         digest_prefix: [u8; 4],
@@ -28,16 +30,22 @@ impl AuthError {
             }
             AuthError::NotBearer => "The Authorization header must use the Bearer scheme: `Authorization: Bearer KEY`.",
             AuthError::Conflicting => "Several different API keys were sent; send exactly one.",
+            AuthError::Repeated => "A credential header was sent more than once; send it exactly once.",
             AuthError::Unknown { .. } => "Incorrect API key provided.",
         }
     }
 }
 
-/// Reads the key from the credential headers. Several headers may carry it only if they agree.
+/// Reads the key from the credential headers. Several headers may carry it only if they agree; a
+/// header repeated is refused whatever its values (a proxy or provider may read either copy).
 pub fn presented_key(headers: &mut dyn HeaderMap) -> Result<String, AuthError> {
     let mut found: Option<String> = None;
     for name in CREDENTIAL_HEADERS {
-        let Some(value) = headers.get(name) else { continue };
+        let mut values = headers.get_all(name);
+        if values.len() > 1 {
+            return Err(AuthError::Repeated);
+        }
+        let Some(value) = values.pop() else { continue };
         let key = if name == "authorization" {
             let (scheme, rest) = value.trim().split_once(' ').ok_or(AuthError::NotBearer)?;
             if !scheme.eq_ignore_ascii_case("bearer") {
@@ -84,6 +92,10 @@ mod tests {
             (&[("authorization", "Bearer sk-1"), ("x-api-key", "sk-1")], Ok("sk-1")),
             (&[("authorization", "Bearer sk-1"), ("x-api-key", "sk-2")], Err(AuthError::Conflicting)),
             (&[("x-api-key", "sk-1"), ("api-key", "sk-2")], Err(AuthError::Conflicting)),
+            (&[("x-api-key", "sk-1"), ("x-api-key", "bogus")], Err(AuthError::Repeated)),
+            (&[("x-api-key", "sk-1"), ("x-api-key", "sk-1")], Err(AuthError::Repeated)),
+            (&[("authorization", "Bearer sk-1"), ("authorization", "Bearer sk-1")], Err(AuthError::Repeated)),
+            (&[("api-key", "sk-1"), ("api-key", "")], Err(AuthError::Repeated)),
             (&[("authorization", "Basic abc")], Err(AuthError::NotBearer)),
             (&[("authorization", "sk-1")], Err(AuthError::NotBearer)),
             (&[("authorization", "Bearer ")], Err(AuthError::NotBearer)),

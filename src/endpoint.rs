@@ -1,6 +1,8 @@
 //! Classifies a request's method and path into the endpoint the gateway serves, and its API format.
 
 use crate::api_error::ApiFormat;
+use crate::config::Api;
+use crate::usage::ResponseApi;
 
 /// The model-serving endpoints that are routed upstream after the body is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +19,25 @@ impl ModelEndpoint {
         match self {
             ModelEndpoint::Messages => ApiFormat::Anthropic,
             _ => ApiFormat::OpenAi,
+        }
+    }
+
+    /// The API a provider must speak to serve this endpoint.
+    pub fn api(self) -> Api {
+        match self {
+            ModelEndpoint::Messages => Api::Anthropic,
+            _ => Api::OpenAi,
+        }
+    }
+
+    /// How the provider's answer is read: where usage sits, what ends a stream.
+    pub fn response_api(self) -> ResponseApi {
+        match self {
+            ModelEndpoint::ChatCompletions => ResponseApi::ChatCompletions,
+            ModelEndpoint::Completions => ResponseApi::Completions,
+            ModelEndpoint::Embeddings => ResponseApi::Embeddings,
+            ModelEndpoint::Responses => ResponseApi::Responses,
+            ModelEndpoint::Messages => ResponseApi::Messages,
         }
     }
 }

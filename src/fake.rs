@@ -21,6 +21,10 @@ impl HeaderMap for FakeHeaders {
         self.entries.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
     }
 
+    fn get_all(&mut self, name: &str) -> Vec<String> {
+        self.entries.iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
+    }
+
     fn set(&mut self, name: &str, value: &str) {
         self.remove(name);
         self.entries.push((name.to_owned(), value.to_owned()));

@@ -2,7 +2,7 @@
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::auth::{self, CREDENTIAL_HEADERS};
-use crate::cache::{self, Directives, KeyMaterial, ANSWER_CHANGING_HEADERS};
+use crate::cache::{self, Directives, KeyMaterial};
 use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
 use crate::metrics::{CacheEvent, RequestSummary};
@@ -11,7 +11,7 @@ use crate::quota::headers::{format_duration, limit_headers, retry_after_headers}
 use crate::quota::{self, Refusal};
 use crate::request_body::{self, RequestFields};
 use crate::usage::{BodyFormat, UsageReader};
-use crate::{model_list, routing};
+use crate::{model_list, routing, upstream_headers};
 use std::rc::Rc;
 
 /// The header that tells the upstream which configured key made the request.
@@ -57,7 +57,8 @@ pub enum HeadersAction {
     Respond(LocalReply),
 }
 
-/// What to do once the whole request body is buffered.
+/// What to do once the whole request body is buffered (at the end of the stream, or when trailers
+/// end it). A request reaches a cluster only through `Forward`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyAction {
     /// Send the request upstream (the headers are already rewritten), with this body if it changed.
@@ -66,13 +67,15 @@ pub enum BodyAction {
         new_body: Option<Vec<u8>>,
     },
     Respond(LocalReply),
+    /// Keep the request stopped: it was answered already, so nothing may reach a cluster.
+    Hold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     RequestHeaders,
     RequestBody { key_index: usize, endpoint: ModelEndpoint },
-    Forwarded,
+    Forwarded { endpoint: ModelEndpoint },
     Done,
 }
 
@@ -101,7 +104,8 @@ pub struct RequestFlow {
     rate_headers: Vec<(&'static str, String)>,
     reservation: Option<Reservation>,
     response_status: Option<u16>,
-    response_complete: bool,
+    /// The response's last byte passed (the transport's end, not the protocol's).
+    response_ended: bool,
     usage_reader: Option<UsageReader>,
     recording: Option<Recording>,
     /// `on_done` ran: the response ended, or the request is over.
@@ -127,7 +131,7 @@ impl RequestFlow {
             rate_headers: Vec::new(),
             reservation: None,
             response_status: None,
-            response_complete: false,
+            response_ended: false,
             usage_reader: None,
             recording: None,
             finished: false,
@@ -240,18 +244,26 @@ impl RequestFlow {
         }
     }
 
-    /// Called once, with the whole buffered body.
+    /// Called once, with the whole buffered body, when the request has ended (its last data frame,
+    /// or its trailers). Outside the body phase nothing is forwarded: a request that was answered
+    /// stays held, and one the gateway never decided on is refused.
     pub fn on_request_body(&mut self, io: &mut Io, body: &[u8]) -> BodyAction {
-        let Phase::RequestBody { key_index, endpoint } = self.phase else {
-            return BodyAction::Forward { new_body: None };
+        let (key_index, endpoint, config) = match (self.phase, self.config.clone()) {
+            (Phase::RequestBody { key_index, endpoint }, Some(config)) => (key_index, endpoint, config),
+            (Phase::Done, _) => return BodyAction::Hold,
+            _ => {
+                self.phase = Phase::Done;
+                let error =
+                    ApiError::new(ErrorKind::Internal, "internal_error", "The gateway did not decide on this request.");
+                let reply = LocalReply::error(&error, ApiFormat::OpenAi);
+                self.finish_locally(&reply);
+                return BodyAction::Respond(reply);
+            }
         };
         self.phase = Phase::Done;
-        let Some(config) = self.config.clone() else {
-            return BodyAction::Forward { new_body: None };
-        };
         match self.admit_and_route(&config, key_index, endpoint, io, body) {
             Ok(new_body) => {
-                self.phase = Phase::Forwarded;
+                self.phase = Phase::Forwarded { endpoint };
                 self.forwarded_at_ns = Some(io.clock.now_ns());
                 self.record_properties();
                 BodyAction::Forward { new_body }
@@ -288,24 +300,30 @@ impl RequestFlow {
             // Only configured names become label values.
             self.summary.model = Some(fields.model.clone());
         }
-        let resolved = routing::resolve(config, key, &fields.model, self.random).map_err(error_reply)?;
+        let resolved =
+            routing::resolve(config, key, &fields.model, endpoint.api(), self.random).map_err(error_reply)?;
         self.summary.upstream = Some(resolved.upstream.name.clone());
+        let cache_control = io.headers.get("cache-control");
+        let forwarded_headers =
+            upstream_headers::apply(&mut *io.headers, &resolved.upstream.forward_headers, &config.cluster_header);
 
         if let Some(settings) = &config.cache {
-            let directives = Directives::from_cache_control(io.headers.get("cache-control").as_deref());
+            let directives = Directives::from_cache_control(cache_control.as_deref());
             self.summary.cache = Some(CacheEvent::Bypass);
+            let path = io.headers.get(":path").unwrap_or_default();
             let material = KeyMaterial {
                 key_id: &key.id,
                 upstream: &resolved.upstream.name,
                 upstream_model: resolved.target.model.as_deref().unwrap_or(&fields.model),
                 endpoint,
-                headers: ANSWER_CHANGING_HEADERS.map(|name| io.headers.get(name)),
+                query: path.split_once('?').map_or("", |(_, query)| query),
+                headers: &forwarded_headers,
                 body,
             };
             let cache_key = if directives.skip_store && directives.skip_lookup {
                 None
             } else {
-                cache::cache_key(settings, &material)
+                Some(cache::cache_key(settings, &material))
             };
             if let Some(cache_key) = cache_key {
                 if !directives.skip_lookup {
@@ -341,8 +359,6 @@ impl RequestFlow {
         for (name, value) in &upstream.headers {
             headers.set(name, value);
         }
-        // Usage is read from the response as it passes: it must not be compressed.
-        headers.remove("accept-encoding");
 
         let mut edits = Vec::new();
         if let Some(upstream_model) = resolved.target.model.as_deref().filter(|m| *m != fields.model) {
@@ -458,3 +474,6 @@ mod cache_tests;
 
 #[cfg(test)]
 mod observability_tests;
+
+#[cfg(test)]
+mod fail_closed_tests;

@@ -1,6 +1,7 @@
 //! The only module that calls into the proxy-wasm host: contexts, header maps, bodies, shared data,
 //! the clock, logging. It applies the decisions of [`crate::flow`] and holds no logic of its own.
 
+use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::config::Config;
 use crate::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
 use crate::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
@@ -93,6 +94,11 @@ impl HeaderMap for HostHeaders {
     fn get(&mut self, name: &str) -> Option<String> {
         let (_, value) = self.snapshot().iter().find(|(n, _)| n == name)?;
         Some(String::from_utf8_lossy(value).into_owned())
+    }
+
+    fn get_all(&mut self, name: &str) -> Vec<String> {
+        let values = self.snapshot().iter().filter(|(n, _)| n == name);
+        values.map(|(_, value)| String::from_utf8_lossy(value).into_owned()).collect()
     }
 
     fn set(&mut self, name: &str, value: &str) {
@@ -204,6 +210,36 @@ impl GatewayHttp {
     }
 }
 
+impl GatewayHttp {
+    /// The request has ended: reads the whole buffered body and carries out the flow's decision.
+    /// Nothing but `Forward` lets the request continue to a cluster.
+    fn decide_on_request(&mut self) -> Action {
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let action = self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body);
+        self.flush();
+        match action {
+            BodyAction::Forward { new_body } => {
+                if let Some(new_body) = new_body {
+                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
+                        log(LogLevel::Error, "ai-gateway: could not replace the request body");
+                        return respond(internal_error());
+                    }
+                }
+                // Request trailers are not the provider's business (and are never read by the gateway).
+                let _ = hostcalls::set_map(MapType::HttpRequestTrailers, vec![]);
+                if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
+                    log(LogLevel::Error, "ai-gateway: clear_route_cache failed; refusing rather than misrouting");
+                    return respond(internal_error());
+                }
+                Action::Continue
+            }
+            BodyAction::Respond(reply) => respond(reply),
+            BodyAction::Hold => Action::Pause,
+        }
+    }
+}
+
 impl Context for GatewayHttp {}
 
 impl HttpContext for GatewayHttp {
@@ -218,31 +254,18 @@ impl HttpContext for GatewayHttp {
         }
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
         if !end_of_stream {
             return Action::Pause;
         }
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size).ok().flatten().unwrap_or_default();
-        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        let action = self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body);
-        self.flush();
-        match action {
-            BodyAction::Forward { new_body } => {
-                if let Some(new_body) = new_body {
-                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &new_body).is_err() {
-                        log(LogLevel::Error, "ai-gateway: could not replace the request body");
-                    }
-                }
-                if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
-                    log(
-                        LogLevel::Error,
-                        "ai-gateway: clear_route_cache failed; the route may ignore the cluster header",
-                    );
-                }
-                Action::Continue
-            }
-            BodyAction::Respond(reply) => respond(reply),
-        }
+        self.decide_on_request()
+    }
+
+    /// Trailers end the request just as a last data frame does (HTTP/2 trailers, HTTP/1.1 chunked
+    /// trailers that Envoy keeps). Without this the SDK's default would let the held request go
+    /// upstream undecided.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.decide_on_request()
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -271,6 +294,16 @@ impl HttpContext for GatewayHttp {
 
     fn on_log(&mut self) {
         self.finish();
+    }
+}
+
+/// A 500 for a request the host could not carry out as the flow decided.
+fn internal_error() -> LocalReply {
+    let error = ApiError::new(ErrorKind::Internal, "internal_error", "The gateway could not forward this request.");
+    LocalReply {
+        status: 500,
+        headers: vec![("content-type", "application/json".to_owned())],
+        body: error.body(ApiFormat::OpenAi),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ports;
 pub mod quota;
 pub mod request_body;
 pub mod routing;
+pub mod upstream_headers;
 pub mod usage;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -4,6 +4,8 @@
 /// that an implementation may fetch the map lazily.
 pub trait HeaderMap {
     fn get(&mut self, name: &str) -> Option<String>;
+    /// Every value of a header that may be repeated, in order.
+    fn get_all(&mut self, name: &str) -> Vec<String>;
     fn set(&mut self, name: &str, value: &str);
     fn remove(&mut self, name: &str);
     fn names(&mut self) -> Vec<String>;

@@ -1,7 +1,8 @@
-//! Model routing: resolves a client-facing model name for a key to one upstream target.
+//! Model routing: resolves a client-facing model name for a key to one upstream target that speaks
+//! the API of the endpoint called (`upstreams.NAME.api`).
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::config::{Config, Key, Target, Upstream};
+use crate::config::{Api, Config, Key, Target, Upstream};
 
 /// Where a request goes: the target chosen and its upstream.
 #[derive(Debug)]
@@ -11,8 +12,15 @@ pub struct Resolved<'c> {
     pub upstream: &'c Upstream,
 }
 
-/// Resolves `model` for `key`; `random` picks among weighted targets.
-pub fn resolve<'c>(config: &'c Config, key: &Key, model: &str, random: u64) -> Result<Resolved<'c>, ApiError> {
+/// Resolves `model` for `key` on an endpoint of `api`; `random` picks among the weighted targets whose
+/// upstream speaks that API (the others cannot answer this request).
+pub fn resolve<'c>(
+    config: &'c Config,
+    key: &Key,
+    model: &str,
+    api: Api,
+    random: u64,
+) -> Result<Resolved<'c>, ApiError> {
     let Some((model_index, route)) = config.model(model) else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
@@ -29,20 +37,37 @@ pub fn resolve<'c>(config: &'c Config, key: &Key, model: &str, random: u64) -> R
         )
         .with_param("model"));
     }
-    let mut point = random % u64::from(route.total_weight.max(1));
-    let target = route
-        .targets
-        .iter()
-        .find(|target| {
-            let weight = u64::from(target.weight);
-            let hit = point < weight;
-            point = point.saturating_sub(weight);
-            hit
+    let serving = || {
+        route.targets.iter().filter_map(|target| {
+            let upstream = config.upstream(target.upstream).filter(|upstream| upstream.api == api)?;
+            Some(Resolved { model_index, target, upstream })
         })
-        .or(route.targets.first());
-    let resolved =
-        target.and_then(|target| Some(Resolved { model_index, target, upstream: config.upstream(target.upstream)? }));
-    resolved.ok_or_else(|| ApiError::new(ErrorKind::Internal, "internal_error", "The model's route has no target."))
+    };
+    let total_weight: u64 = serving().map(|resolved| u64::from(resolved.target.weight)).sum();
+    let mut point = random % total_weight.max(1);
+    let chosen = serving().find(|resolved| {
+        let weight = u64::from(resolved.target.weight);
+        let hit = point < weight;
+        point = point.saturating_sub(weight);
+        hit
+    });
+    chosen.ok_or_else(|| api_mismatch(model, api))
+}
+
+/// The error for a model none of whose upstreams speaks the API of the endpoint called.
+fn api_mismatch(model: &str, api: Api) -> ApiError {
+    let (other_api, other_endpoint) = match api {
+        Api::OpenAi => ("Anthropic Messages API", "/v1/messages"),
+        Api::Anthropic => ("OpenAI API", "/v1/chat/completions (or /v1/responses)"),
+    };
+    ApiError::new(
+        ErrorKind::BadRequest,
+        "unsupported_api",
+        format!(
+            "The model `{model}` is served by a provider that speaks the {other_api}; call it at {other_endpoint}."
+        ),
+    )
+    .with_param("model")
 }
 
 /// The next number of a splitmix64 sequence: cheap, well-spread randomness for weighted choice.
@@ -65,11 +90,13 @@ mod tests {
                 { "id": "all", "sha256": hex::encode(digest("all")) },
                 { "id": "some", "sha256": hex::encode(digest("some")), "models": ["split", "claude-*"] }
             ],
-            "upstreams": { "a": {}, "b": {} },
+            "upstreams": { "a": {}, "b": {}, "c": { "api": "anthropic" } },
             "models": {
                 "split": { "targets": [ { "upstream": "a", "model": "a-model", "weight": 3 },
                                         { "upstream": "b", "weight": 1 } ] },
                 "claude-x": { "upstream": "b" },
+                "claude-only": { "upstream": "c" },
+                "mixed": { "targets": [ { "upstream": "a", "weight": 1 }, { "upstream": "c", "weight": 1000 } ] },
                 "gpt": { "upstream": "a" }
             }
         });
@@ -84,9 +111,25 @@ mod tests {
         let cases =
             [(all, "gpt", Ok("a")), (some, "claude-x", Ok("b")), (some, "gpt", Err(403)), (all, "nope", Err(404))];
         for (key, model, expected) in cases {
-            let got = resolve(&config, key, model, 0).map(|r| r.upstream.name.as_str()).map_err(|e| e.status());
+            let got =
+                resolve(&config, key, model, Api::OpenAi, 0).map(|r| r.upstream.name.as_str()).map_err(|e| e.status());
             assert_eq!(got, expected, "{} {model}", key.id);
         }
+    }
+
+    #[test]
+    fn only_upstreams_that_speak_the_endpoints_api_are_chosen() {
+        let config = config();
+        let all = config.key_by_digest(&digest("all")).unwrap().1;
+        for random in 0..50u64 {
+            let openai = resolve(&config, all, "mixed", Api::OpenAi, random).unwrap();
+            assert_eq!(openai.upstream.name, "a");
+            let anthropic = resolve(&config, all, "mixed", Api::Anthropic, random).unwrap();
+            assert_eq!(anthropic.upstream.name, "c");
+        }
+        let error = resolve(&config, all, "claude-only", Api::OpenAi, 0).unwrap_err();
+        assert_eq!((error.status(), error.code), (400, "unsupported_api"));
+        assert!(resolve(&config, all, "gpt", Api::Anthropic, 0).is_err());
     }
 
     #[test]
@@ -95,7 +138,8 @@ mod tests {
         let key = config.key_by_digest(&digest("all")).unwrap().1;
         let mut counts = [0usize; 2];
         for random in 0..4000u64 {
-            let resolved = resolve(&config, key, "split", random.wrapping_mul(0x9e37_79b9_7f4a_7c15)).unwrap();
+            let resolved =
+                resolve(&config, key, "split", Api::OpenAi, random.wrapping_mul(0x9e37_79b9_7f4a_7c15)).unwrap();
             counts[resolved.target.upstream] += 1;
             assert_eq!(resolved.target.model.is_some(), resolved.upstream.name == "a");
         }

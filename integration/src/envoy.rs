@@ -22,7 +22,7 @@ pub fn access_log_format() -> Value {
         "start_time": "%START_TIME%",
         "request_id": "%REQ(X-REQUEST-ID)%",
         "method": "%REQ(:METHOD)%",
-        "path": "%REQ(:PATH)%",
+        "path": "%REQ_WITHOUT_QUERY(:PATH)%",
         "status": "%RESPONSE_CODE%",
         "duration_ms": "%DURATION%",
         "upstream_cluster": "%UPSTREAM_CLUSTER%",
@@ -34,6 +34,15 @@ pub fn access_log_format() -> Value {
         "limit": "%FILTER_STATE(wasm.ai_gw_limit:PLAIN)%",
         "input_tokens": "%FILTER_STATE(wasm.ai_gw_input_tokens:PLAIN)%",
         "output_tokens": "%FILTER_STATE(wasm.ai_gw_output_tokens:PLAIN)%"
+    })
+}
+
+/// The access log's `log_format`: the JSON fields, and the formatter that drops the query string.
+pub fn access_log_format_config() -> Value {
+    json!({
+        "json_format": access_log_format(),
+        "formatters": [ { "name": "envoy.formatter.req_without_query", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery" } } ]
     })
 }
 
@@ -49,6 +58,12 @@ pub struct EnvoySetup {
     /// The filter's configuration comes from a watched file (a file-based extension config
     /// source), which [`Envoy::replace_filter_config`] swaps atomically.
     pub live_reload: bool,
+    /// Route every request to this cluster (a single-provider deployment) instead of the cluster
+    /// the filter writes to the cluster header.
+    pub fixed_cluster: Option<String>,
+    /// Keep HTTP/1.1 chunked request trailers (`http_protocol_options.enable_trailers`); Envoy
+    /// drops them by default.
+    pub http1_trailers: bool,
 }
 
 impl EnvoySetup {
@@ -60,6 +75,8 @@ impl EnvoySetup {
             buffer_limit_bytes: 8 * 1024 * 1024,
             with_filter: true,
             live_reload: false,
+            fixed_cluster: None,
+            http1_trailers: false,
         }
     }
 
@@ -95,10 +112,13 @@ impl EnvoySetup {
             wasm_filter
         };
         let (http_filters, route) = if self.with_filter {
+            let target = match &self.fixed_cluster {
+                Some(cluster) => json!({ "cluster": cluster, "timeout": "60s" }),
+                None => json!({ "cluster_header": CLUSTER_HEADER, "timeout": "60s" }),
+            };
             (
                 vec![wasm_filter, router],
-                json!({ "match": { "prefix": "/" }, "route": { "cluster_header": CLUSTER_HEADER, "timeout": "60s" },
-                        "request_headers_to_remove": [CLUSTER_HEADER] }),
+                json!({ "match": { "prefix": "/" }, "route": target, "request_headers_to_remove": [CLUSTER_HEADER] }),
             )
         } else {
             let first = self.clusters.first().map(|(name, _)| name.clone()).unwrap_or_default();
@@ -124,10 +144,11 @@ impl EnvoySetup {
                             "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                             "stat_prefix": "ai_gateway",
                             "codec_type": "AUTO",
+                            "http_protocol_options": { "enable_trailers": self.http1_trailers },
                             "access_log": [ { "name": "envoy.access_loggers.file", "typed_config": {
                                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
                                 "path": access_log,
-                                "log_format": { "json_format": access_log_format() } } } ],
+                                "log_format": access_log_format_config() } } ],
                             "route_config": { "name": "models", "virtual_hosts": [ {
                                 "name": "models", "domains": ["*"], "routes": [route] } ] },
                             "http_filters": http_filters

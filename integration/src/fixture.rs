@@ -16,11 +16,14 @@ pub const LIMITED_ANTHROPIC: &str = "sk-test-limited-anthropic";
 pub const OPENAI_PROVIDER_KEY: &str = "Bearer sk-provider-openai";
 pub const ANTHROPIC_PROVIDER_KEY: &str = "provider-anthropic-key";
 
+/// The request header that selects a mock provider's misbehaviour.
+pub const MOCK_BEHAVIOR: &str = "x-mock-behavior";
+
 pub fn sha256_hex(key: &str) -> String {
     digest(key).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The filter configuration the tests run with, written to CONTRACT.md.
+/// The filter configuration the tests run with, written to the contract in docs/configuration.md.
 pub fn filter_config() -> Value {
     json!({
         "keys": [
@@ -33,11 +36,13 @@ pub fn filter_config() -> Value {
               "limits": { "requests_per_minute": 2, "tokens_per_day": 100000 } }
         ],
         "upstreams": {
+            // `x-mock-behavior` tells the mock provider how to misbehave: forwarded by name.
             "openai": { "cluster": "openai_a", "api": "openai", "authority": "api.openai.test",
-                        "headers": { "authorization": OPENAI_PROVIDER_KEY } },
-            "openai_b": { "headers": { "authorization": "Bearer sk-provider-b" } },
+                        "headers": { "authorization": OPENAI_PROVIDER_KEY }, "forward_headers": [MOCK_BEHAVIOR] },
+            "openai_b": { "headers": { "authorization": "Bearer sk-provider-b" }, "forward_headers": [MOCK_BEHAVIOR] },
             "anthropic": { "api": "anthropic", "authority": "api.anthropic.test",
-                           "headers": { "x-api-key": ANTHROPIC_PROVIDER_KEY, "anthropic-version": "2023-06-01" } }
+                           "headers": { "x-api-key": ANTHROPIC_PROVIDER_KEY, "anthropic-version": "2023-06-01" },
+                           "forward_headers": [MOCK_BEHAVIOR] }
         },
         "models": {
             "gpt-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
@@ -63,14 +68,20 @@ impl Gateway {
     }
 
     pub async fn start_with(config: Value) -> Result<Gateway, String> {
+        Gateway::start_with_setup(config, |_| {}).await
+    }
+
+    /// Like [`Gateway::start_with`], with a change to the Envoy setup (route, protocol options).
+    pub async fn start_with_setup(config: Value, adjust: impl FnOnce(&mut EnvoySetup)) -> Result<Gateway, String> {
         let mock = |name: &'static str| async move { MockUpstream::start(name).await.map_err(|e| e.to_string()) };
         let openai = mock("openai-a").await?;
         let openai_b = mock("openai-b").await?;
         let anthropic = mock("anthropic").await?;
-        let setup = EnvoySetup::new(
+        let mut setup = EnvoySetup::new(
             config,
             &[("openai_a", openai.port()), ("openai_b", openai_b.port()), ("anthropic", anthropic.port())],
         );
+        adjust(&mut setup);
         let envoy = tokio::task::block_in_place(|| Envoy::start(&setup))?;
         Ok(Gateway { envoy, openai, openai_b, anthropic })
     }

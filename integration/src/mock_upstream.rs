@@ -6,7 +6,11 @@
 //!
 //! A request header `x-mock-behavior` makes it misbehave: `reset-mid-stream` (two events, then the
 //! connection is reset), `slow` (answers after 1 s), `slow-stream` (an event every 200 ms),
-//! `status-500` (a provider error).
+//! `status-500` (a provider error), `big-final-event` (a 200 KB answer whose stream arrives in
+//! 16 KiB pieces 100 ms apart), `hold-after-done` (the stream's end marker, then the connection held
+//! open 2 s), `nested-usage` (a JSON answer over 64 KiB with a nested `usage` after the real one),
+//! `gzip` (a gzip-encoded JSON answer), `cr-multiline` (SSE with bare-CR line ends and every `data`
+//! split over two lines).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -147,7 +151,10 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         .iter()
         .find_map(|field| request[*field].as_u64())
         .unwrap_or(DEFAULT_COMPLETION_TOKENS);
-    let text = format!("Hello from {}", state.name);
+    let text = match behavior.as_str() {
+        "big-final-event" => format!("Hello from {} {}", state.name, "long ".repeat(40_000)),
+        _ => format!("Hello from {}", state.name),
+    };
     let answer = Answer { model: &model, text: &text, completion_tokens };
     let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
     let (json_body, events) = match path.as_str() {
@@ -163,7 +170,29 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         }
     };
     if stream && !events.is_empty() {
+        let events = match behavior.as_str() {
+            "cr-multiline" => events.iter().map(|event| cr_multiline(event)).collect(),
+            _ => events,
+        };
         let body = match behavior.as_str() {
+            "big-final-event" => {
+                let whole = events.concat().into_bytes();
+                let pieces: Vec<Vec<u8>> = whole.chunks(16 * 1024).map(<[u8]>::to_vec).collect();
+                let paced = futures::stream::iter(pieces).then(|piece| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    Ok::<_, Infallible>(piece)
+                });
+                Body::from_stream(paced)
+            }
+            "hold-after-done" => {
+                let held = futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>)).chain(
+                    futures::stream::once(async {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        Ok(String::new())
+                    }),
+                );
+                Body::from_stream(held)
+            }
             "reset-mid-stream" => {
                 let first: Vec<Result<String, std::io::Error>> = events.into_iter().take(2).map(Ok).collect();
                 // Pause so that the headers and first events are on the wire before the reset.
@@ -184,7 +213,75 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         };
         return respond(&state, StatusCode::OK, "text/event-stream", body);
     }
-    respond(&state, StatusCode::OK, "application/json", Body::from(json_body.to_string()))
+    match behavior.as_str() {
+        "nested-usage" => {
+            // The real usage first, then 100 KB of content, then a nested object that is not it.
+            let text = json_body.to_string();
+            let nested = format!(
+                r#","padding":"{}","metadata":{{"usage":{{"prompt_tokens":99999,"completion_tokens":99999}}}}}}"#,
+                "p".repeat(100 * 1024)
+            );
+            let body = format!("{{\"usage\":{},{}{nested}", json_body["usage"], &text[1..text.len() - 1]);
+            respond(&state, StatusCode::OK, "application/json", Body::from(body))
+        }
+        "gzip" => {
+            let mut response = respond(
+                &state,
+                StatusCode::OK,
+                "application/json",
+                Body::from(gzip_stored(json_body.to_string().as_bytes())),
+            );
+            response.headers_mut().insert("content-encoding", HeaderValue::from_static("gzip"));
+            response
+        }
+        _ => respond(&state, StatusCode::OK, "application/json", Body::from(json_body.to_string())),
+    }
+}
+
+/// One SSE event rewritten with bare-CR line ends and its `data` split over two lines (JSON
+/// tolerates the line feed the parser puts between them).
+fn cr_multiline(event: &str) -> String {
+    let mut out = String::new();
+    for line in event.lines() {
+        match line
+            .strip_prefix("data: ")
+            .and_then(|data| data.split_once(',').map(|(a, b)| (a.to_owned(), b.to_owned())))
+        {
+            Some((first, rest)) => out.push_str(&format!("data: {first},\rdata: {rest}\r")),
+            None => out.push_str(&format!("{line}\r")),
+        }
+    }
+    out
+}
+
+/// `bytes` as a gzip member of stored (uncompressed) deflate blocks: valid gzip any client decodes.
+fn gzip_stored(bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let blocks: Vec<&[u8]> = bytes.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        out.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    if blocks.is_empty() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    out.extend_from_slice(&crc32(bytes).to_le_bytes());
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }
 
 fn respond(state: &MockState, status: StatusCode, content_type: &'static str, body: Body) -> Response {

@@ -16,20 +16,6 @@ fn prompt_estimate(body: &Value) -> u64 {
     (body.to_string().len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN)
 }
 
-fn stat(envoy: &Envoy, name: &str) -> u64 {
-    let stats = envoy.admin("/stats");
-    stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
-}
-
-/// Waits until Envoy has no request in flight (settlement of aborted requests happens then).
-async fn drained(envoy: &Envoy) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while stat(envoy, "http.ai_gateway.downstream_rq_active") > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(stat(envoy, "http.ai_gateway.downstream_rq_active"), 0, "requests left in flight");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_get_correct_statuses_and_settle_their_reservations() {
     let openai = MockUpstream::start("openai-a").await.unwrap();

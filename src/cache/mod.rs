@@ -14,9 +14,6 @@ use crate::usage::BodyFormat;
 use entry::{decode, Entry};
 use sha2::{Digest, Sha256};
 
-/// Client request headers that change a provider's answer, and so belong in the cache key.
-pub const ANSWER_CHANGING_HEADERS: [&str; 3] = ["anthropic-version", "anthropic-beta", "openai-beta"];
-
 /// What the client's `cache-control` asks of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Directives {
@@ -49,23 +46,13 @@ pub struct KeyMaterial<'a> {
     pub upstream: &'a str,
     pub upstream_model: &'a str,
     pub endpoint: ModelEndpoint,
-    /// Values of [`ANSWER_CHANGING_HEADERS`], in that order.
-    pub headers: [Option<String>; 3],
+    /// The request's query string (`api-version=...`), empty when there is none.
+    pub query: &'a str,
+    /// The client headers forwarded to the provider that may change its answer, sorted by name
+    /// ([`crate::upstream_headers::apply`]).
+    pub headers: &'a [(String, String)],
+    /// The request body exactly as the client sent it.
     pub body: &'a [u8],
-}
-
-/// Feeds serialized JSON straight into the hash, so the canonical form is never held in memory.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn update_field(hasher: &mut Sha256, field: &[u8]) {
@@ -73,11 +60,13 @@ fn update_field(hasher: &mut Sha256, field: &[u8]) {
     hasher.update(field);
 }
 
-/// The cache key: SHA-256 over the scope, the upstream and upstream model, the endpoint, the
-/// answer-changing headers and the canonical request JSON (object keys sorted, no insignificant
-/// whitespace), each length-prefixed. `None` if the body is not JSON.
-pub fn cache_key(settings: &CacheSettings, material: &KeyMaterial) -> Option<[u8; 32]> {
-    let canonical: serde_json::Value = serde_json::from_slice(material.body).ok()?;
+/// The cache key: SHA-256 over the scope, the upstream and upstream model, the endpoint, the query
+/// string, the forwarded answer-changing headers and the body bytes, each length-prefixed.
+///
+/// The body is hashed exactly as sent, not re-serialised: two bodies that any JSON reader could
+/// read differently (duplicate keys, numbers past 64 bits, escapes) never share an entry. SDKs
+/// serialise a request the same way every time, so a repeated request still hits.
+pub fn cache_key(settings: &CacheSettings, material: &KeyMaterial) -> [u8; 32] {
     let mut hasher = Sha256::new();
     match settings.scope {
         CacheScope::Key => update_field(&mut hasher, format!("key:{}", material.key_id).as_bytes()),
@@ -86,12 +75,14 @@ pub fn cache_key(settings: &CacheSettings, material: &KeyMaterial) -> Option<[u8
     update_field(&mut hasher, material.upstream.as_bytes());
     update_field(&mut hasher, material.upstream_model.as_bytes());
     update_field(&mut hasher, format!("{:?}", material.endpoint).as_bytes());
-    for value in &material.headers {
-        update_field(&mut hasher, value.as_deref().unwrap_or("\0absent").as_bytes());
+    update_field(&mut hasher, material.query.as_bytes());
+    hasher.update((material.headers.len() as u64).to_le_bytes());
+    for (name, value) in material.headers {
+        update_field(&mut hasher, name.as_bytes());
+        update_field(&mut hasher, value.as_bytes());
     }
-    // serde_json's map keeps keys sorted, and `to_writer` writes no whitespace.
-    serde_json::to_writer(HashWriter(&mut hasher), &canonical).ok()?;
-    Some(hasher.finalize().into())
+    update_field(&mut hasher, material.body);
+    hasher.finalize().into()
 }
 
 /// The shared-data key of the slot a cache key lives in.

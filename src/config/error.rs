@@ -13,7 +13,6 @@ pub struct ConfigError {
 pub enum Problem {
     /// Not valid JSON, an unknown field, a missing required field or a value of the wrong type.
     Syntax(String),
-    NotUtf8,
     BadKeyId(String),
     DuplicateKeyId(String),
     NoDigest,
@@ -33,6 +32,8 @@ pub enum Problem {
     BadHeaderName(String),
     ReservedHeaderName(String),
     BadHeaderValue,
+    /// A credential header listed in `forward_headers`: client credentials never reach a provider.
+    CredentialNotForwardable(String),
     ZeroCacheSetting,
     NoModels,
 }
@@ -49,7 +50,6 @@ impl fmt::Display for ConfigError {
         write!(f, "invalid ai-gateway configuration at `{field}`: ")?;
         match &self.problem {
             Problem::Syntax(detail) => write!(f, "{detail}"),
-            Problem::NotUtf8 => write!(f, "the configuration is not UTF-8 text"),
             Problem::BadKeyId(id) => write!(f, "key id {id:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -"),
             Problem::DuplicateKeyId(id) => write!(f, "key id {id:?} is used by more than one key"),
             Problem::NoDigest => write!(f, "give at least one SHA-256 digest"),
@@ -75,9 +75,13 @@ impl fmt::Display for ConfigError {
             Problem::Empty => write!(f, "must not be empty"),
             Problem::BadHeaderName(name) => write!(f, "{name:?} is not a valid HTTP header name"),
             Problem::ReservedHeaderName(name) => {
-                write!(f, "{name:?} is set by the gateway itself and cannot be configured here")
+                write!(f, "{name:?} is managed by the gateway itself and cannot be configured here")
             }
             Problem::BadHeaderValue => write!(f, "header values must be printable text without line breaks"),
+            Problem::CredentialNotForwardable(name) => write!(
+                f,
+                "{name:?} carries the client's gateway key and is never forwarded; set the provider's credential in `headers`"
+            ),
             Problem::ZeroCacheSetting => write!(f, "must be a positive integer"),
             Problem::NoModels => write!(f, "configure at least one model"),
         }

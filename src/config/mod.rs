@@ -6,6 +6,7 @@ mod raw;
 pub use error::{ConfigError, Problem};
 pub use raw::{Api, CacheScope};
 
+use crate::auth::CREDENTIAL_HEADERS;
 use crate::quota::{Limit, LimitKind};
 use raw::{RawCache, RawConfig, RawKey, RawRoute, RawUpstream};
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +54,8 @@ pub struct Upstream {
     pub api: Api,
     pub authority: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// Client request headers forwarded to this upstream besides the default ones (lowercase).
+    pub forward_headers: Vec<String>,
 }
 
 /// A client-facing model name and the weighted targets it routes to.
@@ -180,19 +183,47 @@ fn validate_upstreams(
         for (header, value) in upstream.headers {
             let header_field = format!("{field}.headers.{header}");
             let header = checked_header_name(&header_field, &header)?;
-            let reserved = header.starts_with(GATEWAY_HEADER_PREFIX)
-                || header == cluster_header
-                || matches!(header.as_str(), "host" | "content-length" | "transfer-encoding");
-            if reserved {
+            if is_reserved_header(&header, cluster_header) {
                 return Err(ConfigError::new(header_field, Problem::ReservedHeaderName(header)));
             }
             checked_header_value(&header_field, &value)?;
             headers.push((header, value));
         }
+        let forward_headers = validate_forward_headers(&field, upstream.forward_headers, cluster_header)?;
         index.insert(name.clone(), upstreams.len());
-        upstreams.push(Upstream { name, cluster, api: upstream.api, authority: upstream.authority, headers });
+        upstreams.push(Upstream {
+            name,
+            cluster,
+            api: upstream.api,
+            authority: upstream.authority,
+            headers,
+            forward_headers,
+        });
     }
     Ok((upstreams, index))
+}
+
+fn is_reserved_header(header: &str, cluster_header: &str) -> bool {
+    header.starts_with(GATEWAY_HEADER_PREFIX)
+        || header == cluster_header
+        || matches!(header, "host" | "content-length" | "transfer-encoding")
+}
+
+fn validate_forward_headers(field: &str, names: Vec<String>, cluster_header: &str) -> Result<Vec<String>, ConfigError> {
+    let mut checked = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        let name_field = format!("{field}.forward_headers[{i}]");
+        let name = checked_header_name(&name_field, &name)?;
+        if CREDENTIAL_HEADERS.contains(&name.as_str()) {
+            return Err(ConfigError::new(name_field, Problem::CredentialNotForwardable(name)));
+        }
+        // Usage is read from responses as they pass: they must not be compressed.
+        if is_reserved_header(&name, cluster_header) || name == "accept-encoding" {
+            return Err(ConfigError::new(name_field, Problem::ReservedHeaderName(name)));
+        }
+        checked.push(name);
+    }
+    Ok(checked)
 }
 
 fn validate_route(

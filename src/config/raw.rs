@@ -1,4 +1,4 @@
-//! The configuration document exactly as users write it (CONTRACT.md), before validation.
+//! The configuration document exactly as users write it (docs/configuration.md), before validation.
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -86,6 +86,8 @@ pub struct RawUpstream {
     pub authority: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
 }
 
 /// A model route: either `upstream` (+ optional `model`) or `targets`; which one is checked later.

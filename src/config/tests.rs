@@ -6,31 +6,13 @@ use serde_json::{json, Value};
 const FOO_DIGEST: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
 const BAR_DIGEST: &str = "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9";
 
-/// The example from CONTRACT.md, verbatim.
+/// The example of the configuration contract (docs/configuration.md), read from the page itself so
+/// that the documented example always loads.
 fn contract_example() -> Value {
-    json!({
-      "keys": [
-        {
-          "id": "team-a",
-          "sha256": ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"],
-          "models": ["gpt-4o-mini", "claude-*"],
-          "limits": { "requests_per_minute": 60, "tokens_per_minute": 100000, "tokens_per_day": 2000000 }
-        }
-      ],
-      "upstreams": {
-        "openai":    { "cluster": "openai", "api": "openai", "authority": "api.openai.com",
-                       "headers": { "authorization": "Bearer sk-provider-key" } },
-        "anthropic": { "cluster": "anthropic", "api": "anthropic", "authority": "api.anthropic.com",
-                       "headers": { "x-api-key": "provider-key", "anthropic-version": "2023-06-01" } }
-      },
-      "models": {
-        "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
-        "claude-haiku": { "upstream": "anthropic", "model": "claude-3-5-haiku-latest" },
-        "smart": { "targets": [ { "upstream": "openai", "model": "gpt-4o", "weight": 90 },
-                                { "upstream": "anthropic", "model": "claude-sonnet-4-0", "weight": 10 } ] }
-      },
-      "cache": { "ttl_seconds": 300, "max_entries": 4096, "max_entry_bytes": 262144 }
-    })
+    let page = include_str!("../../docs/configuration.md");
+    let (_, after_fence) = page.split_once("```json").expect("the contract page has a JSON example");
+    let (example, _) = after_fence.split_once("```").expect("the JSON example is closed");
+    serde_json::from_str(example).expect("the contract's example is valid JSON")
 }
 
 fn parse(value: &Value) -> Result<Config, ConfigError> {
@@ -59,6 +41,8 @@ fn contract_example_loads_with_everything_compiled() {
     assert_eq!(smart_route.total_weight, 100);
     let upstream = config.upstream(smart_route.targets[1].upstream).unwrap();
     assert_eq!((upstream.name.as_str(), upstream.api), ("anthropic", Api::Anthropic));
+    let openai = config.upstream(smart_route.targets[0].upstream).unwrap();
+    assert_eq!(openai.forward_headers, ["openai-organization"]);
     assert_eq!(config.cluster_header, DEFAULT_CLUSTER_HEADER);
     let cache = config.cache.unwrap();
     assert_eq!((cache.max_entries, cache.scope), (4096, CacheScope::Key));
@@ -113,8 +97,22 @@ fn bad_configs_are_rejected_naming_the_field() {
             "/upstreams/openai/headers/x-ai-gateway-key-id",
             json!("x"),
             "upstreams.openai.headers.x-ai-gateway-key-id",
-            "set by the gateway",
+            "managed by the gateway",
         ),
+        (
+            "/upstreams/openai/forward_headers",
+            json!(["OpenAI-Project", "x-api-key"]),
+            "upstreams.openai.forward_headers[1]",
+            "never forwarded",
+        ),
+        (
+            "/upstreams/openai/forward_headers",
+            json!(["accept-encoding"]),
+            "upstreams.openai.forward_headers[0]",
+            "managed by the gateway",
+        ),
+        ("/upstreams/openai/forward_headers", json!(["a b"]), "upstreams.openai.forward_headers[0]", "valid HTTP"),
+        ("/upstreams/openai/forward_headers", json!("cookie"), "upstreams.openai.forward_headers", "a sequence"),
         (
             "/upstreams/openai/headers/authorization",
             json!("a\nb"),

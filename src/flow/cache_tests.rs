@@ -16,7 +16,7 @@ fn config(scope: &str, max_entry_bytes: u32) -> Rc<Config> {
         ],
         "upstreams": { "openai": {} },
         "models": { "gpt": { "upstream": "openai", "model": "gpt-real" } },
-        "cache": { "ttl_seconds": 60, "max_entries": 8, "max_entry_bytes": max_entry_bytes, "scope": scope }
+        "cache": { "ttl_seconds": 60, "max_entries": 1024, "max_entry_bytes": max_entry_bytes, "scope": scope }
     });
     Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
 }
@@ -47,6 +47,7 @@ impl Client<'_> {
         );
         match flow.on_request_body(&mut Io { headers: &mut headers, store, clock: &now_ns }, body.as_bytes()) {
             BodyAction::Respond(reply) => Outcome::Local(reply),
+            BodyAction::Hold => panic!("a request in its body phase was held"),
             BodyAction::Forward { .. } => {
                 let (status, content_type, answer) = upstream;
                 let mut response =
@@ -107,12 +108,17 @@ fn the_second_identical_request_is_a_hit_with_the_same_body() {
 }
 
 #[test]
-fn reordered_fields_hit() {
+fn bodies_are_keyed_byte_for_byte_with_the_query_and_forwarded_headers() {
     let store = FakeStore::default();
     let client = Client { config: config("key", 4096), store: &store };
     client.call("sk-a", &[], BODY, JSON_OK, NOW);
+    // Reordered fields are another entry: the body is never re-serialised for the key.
     let reordered = r#"{ "temperature": 0, "messages": [ { "content": "hi", "role": "user" } ], "model": "gpt" }"#;
-    hit(&client.call("sk-a", &[], reordered, JSON_OK, NOW));
+    assert_eq!(cache_header(&client.call("sk-a", &[], reordered, JSON_OK, NOW)).as_deref(), Some("miss"));
+    // A forwarded header that changes the answer, and one that is removed (so cannot change it).
+    let beta = [("anthropic-beta", "x")];
+    assert_eq!(cache_header(&client.call("sk-a", &beta, BODY, JSON_OK, NOW)).as_deref(), Some("miss"));
+    hit(&client.call("sk-a", &[("openai-project", "proj_other"), ("user-agent", "sdk")], BODY, JSON_OK, NOW));
 }
 
 #[test]

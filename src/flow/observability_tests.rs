@@ -101,7 +101,9 @@ fn upstream_errors_and_aborts_are_reported_as_such() {
         if let Some(status) = status {
             let mut response = FakeHeaders::new(&[(":status", status), ("content-type", "application/json")]);
             flow.on_response_headers(&mut response, &NOW, false);
-            flow.on_response_body(b"{}", complete);
+            // Complete or not by the protocol: a JSON body cut before its closing brace is an abort.
+            let body: &[u8] = if complete { b"{}" } else { b"{\"id\":" };
+            flow.on_response_body(body, complete);
         }
         let summary = flow.on_done(&store, &NOW).unwrap();
         assert_eq!(summary.outcome, Some(Outcome::UpstreamError), "{status:?} {complete}");

@@ -35,6 +35,7 @@ fn send(config: &Rc<Config>, store: &FakeStore, now_ns: u64, path: &str, body: &
             match flow.on_request_body(&mut Io { headers: &mut headers, store, clock: &now_ns }, body.as_bytes()) {
                 BodyAction::Forward { new_body } => Ok(new_body),
                 BodyAction::Respond(reply) => Err(reply),
+                BodyAction::Hold => panic!("a request in its body phase was held"),
             }
         }
     };
@@ -258,4 +259,98 @@ fn the_key_space_is_one_entry_per_key_and_limit() {
         store.keys(),
         ["ai_gateway/quota/v1/team/requests_per_minute", "ai_gateway/quota/v1/team/tokens_per_minute"]
     );
+}
+
+#[test]
+fn the_protocol_not_the_transport_says_when_a_response_is_complete() {
+    let config = config(json!({ "tokens_per_hour": 10_000 }));
+    const SSE: &str = "text/event-stream";
+    // (name, path, model, response content type, extra response header, body, transport ended,
+    //  charged: None = the whole reservation, Some(n) = n, outcome ok?)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<(&'static str, &'static str)>,
+        &'static str,
+        bool,
+        Option<u64>,
+        bool,
+    );
+    let chat_stream =
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n";
+    let cases: &[Case] = &[
+        ("client hung up after [DONE]", "/v1/chat/completions", "gpt", SSE, None, chat_stream, false, Some(16), true),
+        (
+            "clean close before [DONE]",
+            "/v1/chat/completions",
+            "gpt",
+            SSE,
+            None,
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n",
+            true,
+            None,
+            false,
+        ),
+        (
+            "response.completed, connection held",
+            "/v1/responses",
+            "gpt",
+            SSE,
+            None,
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}}\n\n",
+            false,
+            Some(11),
+            true,
+        ),
+        (
+            "message_stop, connection held",
+            "/v1/messages",
+            "claude",
+            SSE,
+            None,
+            "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":30}}\n\ndata: {\"type\":\"message_stop\"}\n\n",
+            false,
+            Some(50),
+            true,
+        ),
+        (
+            "Anthropic error event after usage",
+            "/v1/messages",
+            "claude",
+            SSE,
+            None,
+            "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n",
+            true,
+            Some(21),
+            false,
+        ),
+        (
+            "a gzip body cannot be read",
+            "/v1/chat/completions",
+            "gpt",
+            "application/json",
+            Some(("content-encoding", "gzip")),
+            "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}",
+            true,
+            None,
+            true,
+        ),
+    ];
+    for (name, path, model, content_type, extra, response, ended, charged, ok) in cases {
+        let store = FakeStore::default();
+        let body = json!({ "model": model, "max_tokens": 400, "stream": true, "messages": [] }).to_string();
+        let mut trip = send(&config, &store, NOW, path, &body);
+        let mut headers = FakeHeaders::new(&[(":status", "200"), ("content-type", content_type)]);
+        headers.entries.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+        trip.flow.on_response_headers(&mut headers, &NOW, false);
+        trip.flow.on_response_body(response.as_bytes(), *ended);
+        let summary = trip.flow.on_done(&store, &NOW).unwrap();
+        let reservation = 400 + (body.len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN);
+        let expected = charged.unwrap_or(reservation);
+        assert_eq!(remaining(&store, &config, LimitKind::TokensPerHour), 10_000 - expected, "{name}");
+        let outcome = if *ok { crate::metrics::Outcome::Ok } else { crate::metrics::Outcome::UpstreamError };
+        assert_eq!(summary.outcome, Some(outcome), "{name}");
+    }
 }

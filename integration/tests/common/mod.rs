@@ -2,8 +2,38 @@
 
 #![allow(dead_code)]
 
+use ai_gateway_integration::envoy::Envoy;
 pub use ai_gateway_integration::fixture::*;
-use serde_json::Value;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// What one [`TestGateway::tokens_left`] probe spends: the mock's usage for it.
+pub const PROBE_TOKENS: u64 = ai_gateway_integration::mock_upstream::PROMPT_TOKENS + 1;
+
+/// A counter or gauge from Envoy's `/stats`, 0 when absent.
+pub fn stat(envoy: &Envoy, name: &str) -> u64 {
+    let stats = envoy.admin("/stats");
+    stats.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+}
+
+/// Waits until Envoy has no request in flight (settlement of aborted requests happens then).
+pub async fn drained(envoy: &Envoy) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat(envoy, "http.ai_gateway.downstream_rq_active") > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stat(envoy, "http.ai_gateway.downstream_rq_active"), 0, "requests left in flight");
+}
+
+/// The sum of a Prometheus counter's series whose labels contain every `label="value"` given.
+pub fn metric_sum(envoy: &Envoy, name: &str, labels: &[&str]) -> f64 {
+    let metrics = envoy.admin("/stats/prometheus");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
 
 /// The shared fixture plus an HTTP client.
 pub struct TestGateway {
@@ -35,6 +65,29 @@ impl TestGateway {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The tokens `key` had left before this call: a small probe request's
+    /// `x-ratelimit-remaining-tokens` plus the probe's own reservation (the key needs a token limit).
+    /// The probe bypasses the cache, and itself spends [`PROBE_TOKENS`] once settled.
+    pub async fn tokens_left(&self, key: &str) -> u64 {
+        drained(&self.envoy).await;
+        let probe = json!({ "model": "gpt-4o", "max_tokens": 1, "messages": [] });
+        let response = self
+            .http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .header("cache-control", "no-store")
+            .json(&probe)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the probe must be admitted");
+        let remaining: u64 = response.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap();
+        let _ = response.bytes().await;
+        let probe_reservation = (probe.to_string().len() as u64).div_ceil(ai_gateway::flow::PROMPT_BYTES_PER_TOKEN) + 1;
+        drained(&self.envoy).await;
+        remaining + probe_reservation
     }
 
     /// POSTs an Anthropic Messages request the way the Anthropic SDK does.

@@ -1,0 +1,148 @@
+//! Fail-closed tests against the fake host: nothing reaches a cluster without the flow's decision,
+//! client headers that choose billing never reach a provider, credentials are never ambiguous.
+
+use super::*;
+use crate::auth::digest;
+use crate::fake::{FakeHeaders, FakeStore};
+use serde_json::{json, Value};
+
+fn config() -> Rc<Config> {
+    let document = json!({
+        "keys": [ { "id": "alpha", "sha256": hex::encode(digest("sk-alpha")) } ],
+        "upstreams": {
+            "openai": { "headers": { "authorization": "Bearer sk-provider" } },
+            "org": { "cluster": "openai", "forward_headers": ["OpenAI-Organization", "cookie"] },
+            "anthropic": { "api": "anthropic" }
+        },
+        "models": {
+            "gpt": { "upstream": "openai" },
+            "gpt-org": { "upstream": "org" },
+            "claude": { "upstream": "anthropic" }
+        }
+    });
+    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
+}
+
+const NOW: u64 = 1_700_000_000_000_000_000;
+
+fn headers(path: &str, extra: &[(&str, &str)]) -> FakeHeaders {
+    let mut headers = FakeHeaders::new(&[(":method", "POST"), (":path", path), (":authority", "gateway.local")]);
+    headers.entries.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
+    headers
+}
+
+/// Runs the headers phase (expecting `ReadBody`) and the body phase.
+fn send(path: &str, extra: &[(&str, &str)], body: &str) -> (FakeHeaders, BodyAction) {
+    let mut flow = RequestFlow::new(Some(config()), 0);
+    let store = FakeStore::default();
+    let mut headers = headers(path, extra);
+    let read = flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
+    assert_eq!(read, HeadersAction::ReadBody, "{extra:?}");
+    let action = flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, body.as_bytes());
+    (headers, action)
+}
+
+fn status_of(action: &BodyAction) -> Option<(u16, Value)> {
+    match action {
+        BodyAction::Respond(reply) => Some((reply.status, serde_json::from_slice(&reply.body).unwrap())),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_request_answered_at_the_headers_is_held_if_its_body_still_arrives() {
+    let mut flow = RequestFlow::new(Some(config()), 0);
+    let store = FakeStore::default();
+    let mut request = headers("/v1/chat/completions", &[("authorization", "Bearer sk-wrong")]);
+    let answered = flow.on_request_headers(&mut Io { headers: &mut request, store: &store, clock: &NOW }, false);
+    assert!(matches!(answered, HeadersAction::Respond(_)));
+    // Trailers or a last data frame after the local reply: the request stays stopped.
+    let body = br#"{"model":"gpt"}"#;
+    let action = flow.on_request_body(&mut Io { headers: &mut request, store: &store, clock: &NOW }, body);
+    assert_eq!(action, BodyAction::Hold);
+    assert_eq!(request.get("x-ai-gateway-cluster"), None);
+}
+
+#[test]
+fn a_body_before_any_decision_is_refused_not_forwarded() {
+    let mut flow = RequestFlow::new(Some(config()), 0);
+    let store = FakeStore::default();
+    let mut request = headers("/v1/chat/completions", &[("authorization", "Bearer sk-alpha")]);
+    let action = flow.on_request_body(&mut Io { headers: &mut request, store: &store, clock: &NOW }, b"{}");
+    assert_eq!(status_of(&action).map(|(status, _)| status), Some(500));
+    let again = flow.on_request_body(&mut Io { headers: &mut request, store: &store, clock: &NOW }, b"{}");
+    assert_eq!(again, BodyAction::Hold);
+}
+
+#[test]
+fn trailers_with_no_body_get_a_400_in_the_clients_format() {
+    // The host calls the body phase with what was buffered (nothing) when trailers end the request.
+    let (_, action) = send("/v1/messages", &[("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")], "");
+    let (status, body) = status_of(&action).unwrap();
+    assert_eq!((status, body["type"].as_str()), (400, Some("error")));
+}
+
+#[test]
+fn billing_and_identity_headers_are_removed_unless_the_upstream_allows_them() {
+    let client_headers = [
+        ("authorization", "Bearer sk-alpha"),
+        ("openai-organization", "org-victim"),
+        ("openai-project", "proj-victim"),
+        ("cookie", "session=1"),
+        ("user-agent", "OpenAI/Python 1.0"),
+        ("content-type", "application/json"),
+        ("openai-beta", "assistants=v2"),
+        ("accept-encoding", "gzip"),
+        ("x-request-id", "req-1"),
+    ];
+    let (mut sent, action) = send("/v1/chat/completions", &client_headers, r#"{"model":"gpt"}"#);
+    assert!(matches!(action, BodyAction::Forward { .. }), "{action:?}");
+    for removed in ["openai-organization", "openai-project", "cookie", "user-agent", "accept-encoding"] {
+        assert_eq!(sent.get(removed), None, "{removed}");
+    }
+    for (kept, value) in [
+        ("content-type", "application/json"),
+        ("openai-beta", "assistants=v2"),
+        ("x-request-id", "req-1"),
+        ("authorization", "Bearer sk-provider"),
+    ] {
+        assert_eq!(sent.get(kept).as_deref(), Some(value), "{kept}");
+    }
+
+    let (mut allowed, _) = send("/v1/chat/completions", &client_headers, r#"{"model":"gpt-org"}"#);
+    assert_eq!(allowed.get("openai-organization").as_deref(), Some("org-victim"));
+    assert_eq!(allowed.get("cookie").as_deref(), Some("session=1"));
+    assert_eq!(allowed.get("openai-project"), None);
+    assert_eq!(allowed.get("authorization"), None, "the client's key never goes upstream");
+}
+
+#[test]
+fn repeated_or_conflicting_credentials_are_a_401() {
+    let cases: &[&[(&str, &str)]] = &[
+        &[("x-api-key", "sk-alpha"), ("x-api-key", "bogus")],
+        &[("x-api-key", "bogus"), ("x-api-key", "sk-alpha")],
+        &[("authorization", "Bearer sk-alpha"), ("authorization", "Bearer sk-alpha")],
+        &[("authorization", "Bearer sk-alpha"), ("api-key", "other")],
+    ];
+    for extra in cases {
+        let mut flow = RequestFlow::new(Some(config()), 0);
+        let mut request = headers("/v1/chat/completions", extra);
+        let action = flow
+            .on_request_headers(&mut Io { headers: &mut request, store: &FakeStore::default(), clock: &NOW }, false);
+        let HeadersAction::Respond(reply) = action else { panic!("{extra:?} was accepted") };
+        assert_eq!(reply.status, 401, "{extra:?}");
+    }
+}
+
+#[test]
+fn an_endpoint_reaches_only_upstreams_that_speak_its_api() {
+    let (_, action) = send("/v1/chat/completions", &[("authorization", "Bearer sk-alpha")], r#"{"model":"claude"}"#);
+    let (status, body) = status_of(&action).unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unsupported_api")));
+    let anthropic = [("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")];
+    let (_, action) = send("/v1/messages", &anthropic, r#"{"model":"gpt","max_tokens":5}"#);
+    let (status, body) = status_of(&action).unwrap();
+    assert_eq!((status, body["error"]["type"].as_str()), (400, Some("invalid_request_error")));
+    let (_, action) = send("/v1/messages", &anthropic, r#"{"model":"claude","max_tokens":5}"#);
+    assert!(matches!(action, BodyAction::Forward { .. }));
+}
