@@ -292,6 +292,13 @@ impl HttpContext for GatewayHttp {
         Action::Continue
     }
 
+    /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): settle now.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.flow.on_response_body(&[], true);
+        self.finish();
+        Action::Continue
+    }
+
     fn on_log(&mut self) {
         self.finish();
     }
