@@ -1,13 +1,13 @@
 //! The only module that calls into the proxy-wasm host: contexts, header maps, bodies, shared data,
 //! the clock, logging. It applies the decisions of [`crate::flow`] and holds no logic of its own.
 
-use crate::api_error::{ApiError, ApiFormat, ErrorKind};
-use crate::config::Config;
-use crate::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
-use crate::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
-use crate::ports::{Clock, HeaderMap, SharedStore, StoreError};
-use crate::quota;
-use crate::routing::next_random;
+use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
+use ai_gateway_core::config::Config;
+use ai_gateway_core::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
+use ai_gateway_core::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
+use ai_gateway_core::ports::{Clock, HeaderMap, SharedStore, StoreError};
+use ai_gateway_core::quota;
+use ai_gateway_core::routing::next_random;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};

@@ -2,7 +2,7 @@
 //! the same bytes.
 #![no_main]
 
-use ai_gateway::cache::entry::{decode, Entry};
+use ai_gateway_core::cache::entry::{decode, Entry};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! the rewritten body is still one, whose `model` is the new one and which asks for streamed usage.
 #![no_main]
 
-use ai_gateway::request_body::{apply, include_usage, read_fields, set_model};
+use ai_gateway_core::request_body::{apply, include_usage, read_fields, set_model};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

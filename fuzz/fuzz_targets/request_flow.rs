@@ -2,9 +2,9 @@
 //! and body, then an arbitrary response. Nothing panics, and only known keys get forwarded.
 #![no_main]
 
-use ai_gateway::config::Config;
-use ai_gateway::fake::{FakeHeaders, FakeStore};
-use ai_gateway::flow::{BodyAction, HeadersAction, Io, RequestFlow};
+use ai_gateway_core::config::Config;
+use ai_gateway_core::fake::{FakeHeaders, FakeStore};
+use ai_gateway_core::flow::{BodyAction, HeadersAction, Io, RequestFlow};
 use libfuzzer_sys::fuzz_target;
 use std::rc::Rc;
 

@@ -3,7 +3,7 @@
 
 use crate::envoy::{Envoy, EnvoySetup};
 use crate::mock_upstream::MockUpstream;
-use ai_gateway::auth::digest;
+use ai_gateway_core::auth::digest;
 use serde_json::{json, Value};
 
 pub const ALPHA: &str = "sk-test-alpha-0123456789";

@@ -3,7 +3,7 @@
 
 mod common;
 
-use ai_gateway::flow::PROMPT_BYTES_PER_TOKEN;
+use ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN;
 use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};

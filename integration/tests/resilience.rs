@@ -4,7 +4,7 @@
 
 mod common;
 
-use ai_gateway::flow::PROMPT_BYTES_PER_TOKEN;
+use ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN;
 use ai_gateway_integration::envoy::{Envoy, EnvoySetup};
 use ai_gateway_integration::mock_upstream::MockUpstream;
 use common::*;

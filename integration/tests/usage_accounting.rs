@@ -5,7 +5,7 @@
 
 mod common;
 
-use ai_gateway::flow::{DEFAULT_OUTPUT_ESTIMATE, PROMPT_BYTES_PER_TOKEN};
+use ai_gateway_core::flow::{DEFAULT_OUTPUT_ESTIMATE, PROMPT_BYTES_PER_TOKEN};
 use ai_gateway_integration::mock_upstream::{DEFAULT_COMPLETION_TOKENS, PROMPT_TOKENS};
 use common::*;
 use futures::StreamExt;

@@ -7,7 +7,7 @@
 //! `BENCH_RATE` for the fixed-rate latency runs (20/s), `BENCH_ONLY` (e.g. `a,b,d`: a subset; `a`
 //! is always measured, as the baseline), `OHA`, `LITELLM` (binaries).
 
-use ai_gateway::auth::digest;
+use ai_gateway_core::auth::digest;
 use ai_gateway_integration::envoy::{http_get, Envoy, EnvoySetup};
 use ai_gateway_integration::paths::repo_root;
 use serde_json::{json, Value};

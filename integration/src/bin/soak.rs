@@ -2,7 +2,7 @@
 //! through a real Envoy with the filter for a few minutes, sampling Envoy's resident memory and
 //! allocated heap. Run: `./scripts/soak.sh`. `SOAK_SECONDS` (180), `SOAK_CONCURRENCY` (16).
 
-use ai_gateway::auth::digest;
+use ai_gateway_core::auth::digest;
 use ai_gateway_integration::envoy::{Envoy, EnvoySetup};
 use ai_gateway_integration::mock_upstream::MockUpstream;
 use ai_gateway_integration::paths::repo_root;

@@ -85,7 +85,7 @@ impl TestGateway {
         assert_eq!(response.status(), 200, "the probe must be admitted");
         let remaining: u64 = response.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap();
         let _ = response.bytes().await;
-        let probe_reservation = (probe.to_string().len() as u64).div_ceil(ai_gateway::flow::PROMPT_BYTES_PER_TOKEN) + 1;
+        let probe_reservation = (probe.to_string().len() as u64).div_ceil(ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN) + 1;
         drained(&self.envoy).await;
         remaining + probe_reservation
     }

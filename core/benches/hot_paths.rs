@@ -2,20 +2,20 @@
 //! SSE usage scan, the quota path, cache keys, and one whole request through the flow.
 //! Run: `cargo bench --features test-support --bench hot_paths`.
 
-use ai_gateway::auth::{authenticate, digest};
-use ai_gateway::cache::{cache_key, KeyMaterial};
-use ai_gateway::config::{CacheScope, CacheSettings, Config};
-use ai_gateway::endpoint::ModelEndpoint;
-use ai_gateway::fake::{FakeHeaders, FakeStore};
-use ai_gateway::flow::{BodyAction, HeadersAction, Io, RequestFlow};
-use ai_gateway::quota::{self, Limit, LimitKind};
-use ai_gateway::request_body::read_fields;
-use ai_gateway::usage::{BodyFormat, ResponseApi, UsageReader};
+use ai_gateway_core::auth::{authenticate, digest};
+use ai_gateway_core::cache::{cache_key, KeyMaterial};
+use ai_gateway_core::config::{CacheScope, CacheSettings, Config};
+use ai_gateway_core::endpoint::ModelEndpoint;
+use ai_gateway_core::fake::{FakeHeaders, FakeStore};
+use ai_gateway_core::flow::{BodyAction, HeadersAction, Io, RequestFlow};
+use ai_gateway_core::quota::{self, Limit, LimitKind};
+use ai_gateway_core::request_body::read_fields;
+use ai_gateway_core::usage::{BodyFormat, ResponseApi, UsageReader};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::rc::Rc;
 
-fn config(keys: usize) -> Result<Config, ai_gateway::config::ConfigError> {
+fn config(keys: usize) -> Result<Config, ai_gateway_core::config::ConfigError> {
     let keys: Vec<_> = (0..keys)
         .map(|i| json!({ "id": format!("key-{i}"), "sha256": hex(&digest(&format!("sk-{i}"))),
                          "limits": { "requests_per_minute": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 } }))

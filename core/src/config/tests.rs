@@ -9,7 +9,7 @@ const BAR_DIGEST: &str = "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511
 /// The example of the configuration contract (docs/configuration.md), read from the page itself so
 /// that the documented example always loads.
 fn contract_example() -> Value {
-    let page = include_str!("../../docs/configuration.md");
+    let page = include_str!("../../../docs/configuration.md");
     let (_, after_fence) = page.split_once("```json").expect("the contract page has a JSON example");
     let (example, _) = after_fence.split_once("```").expect("the JSON example is closed");
     serde_json::from_str(example).expect("the contract's example is valid JSON")
