@@ -3,26 +3,69 @@
 # Envoy with the filter (four configurations) and LiteLLM's proxy on the same upstream, interleaved,
 # and prints the table with ratios. The first run installs its tools into .bench/: the oha load
 # generator (from crates.io, a few minutes to compile) and LiteLLM (from PyPI).
-# Settings (environment): BENCH_ROUNDS, BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_RATE, BENCH_ONLY.
+#
+# Usage: ./scripts/bench.sh [-h|--help]
+#
+# Configurations: (a) Envoy, no filter (the baseline, always measured); (b) filter: auth + routing;
+# (c) (b) + request and token limits; (d) filter: cache hit; (e) (c), streamed response;
+# (f) LiteLLM's proxy. Report: target/bench/report.md.
+# Environment settings:
+#   BENCH_ROUNDS       interleaved rounds (3)
+#   BENCH_SECONDS      seconds per measurement (5)
+#   BENCH_CONNECTIONS  connections at saturation (32)
+#   BENCH_RATE         requests/s of the fixed-rate latency runs (20)
+#   BENCH_ONLY         a subset of the configurations, e.g. a,b,d (default: all). LiteLLM is
+#                      installed only when (f) is selected.
+#   OHA, LITELLM       use these binaries instead of installing oha / LiteLLM into .bench/
+# Installs: what ./scripts/setup.sh installs (see its --help); oha 1.16.0 into .bench/bin (cargo
+# install); LiteLLM's proxy 1.106.2 into .bench/venv (pip). About 4 minutes with the defaults,
+# after the first run's installs and builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/bench.sh; }
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help) usage; exit 0 ;;
+        *) printf 'bench.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+# As target/release/bench reads BENCH_ONLY (integration/src/bin/bench.rs): empty means every
+# configuration, else a comma-separated list of letters; (a) is always measured.
+selected() {
+    local label labels
+    [ -n "${BENCH_ONLY:-}" ] || return 0
+    IFS=, read -ra labels <<<"$BENCH_ONLY"
+    for label in "${labels[@]}"; do
+        label=${label#"${label%%[![:space:]]*}"}
+        label=${label%"${label##*[![:space:]]}"}
+        [ "$label" != "$1" ] || return 0
+    done
+    return 1
+}
 
 ./scripts/setup.sh
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-if [ ! -x .bench/bin/oha ]; then
-    step "Installing the oha load generator into .bench/ (compiles from crates.io)"
-    cargo install --quiet --locked --root .bench oha@1.16.0
+# oha drives every configuration, the baseline (a) included.
+if [ -z "${OHA:-}" ] && [ ! -x .bench/bin/oha ]; then
+    step "Installing the oha load generator into .bench/ (compiles from crates.io, a few minutes)"
+    cargo install --locked --root .bench oha@1.16.0
 fi
-if [ ! -x .bench/venv/bin/litellm ]; then
+if selected f && [ -z "${LITELLM:-}" ] && [ ! -x .bench/venv/bin/litellm ]; then
     step "Installing LiteLLM's proxy into .bench/venv (from PyPI)"
     python3 -m venv .bench/venv
-    .bench/venv/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==1.106.2'
+    .bench/venv/bin/pip install --disable-pip-version-check 'litellm[proxy]==1.106.2'
 fi
 
 step "Building the benchmark driver (release)"
 cargo build --release -p ai-gateway-integration --bin bench
 
-step "Running (about 4 minutes with the default settings)"
+if [ -z "${BENCH_ONLY:-}" ]; then
+    step "Running (about 4 minutes with the default settings)"
+else
+    step "Running the configurations in BENCH_ONLY=$BENCH_ONLY (and a, the baseline)"
+fi
 exec target/release/bench

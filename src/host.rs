@@ -174,7 +174,7 @@ impl RootContext for GatewayRoot {
         let mut state = self.random_state.get();
         let random = next_random(&mut state);
         self.random_state.set(state);
-        Some(Box::new(GatewayHttp { flow: RequestFlow::new(self.config.clone(), random) }))
+        Some(Box::new(GatewayHttp { flow: RequestFlow::new(self.config.clone(), random), read_response_body: false }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -184,6 +184,8 @@ impl RootContext for GatewayRoot {
 
 struct GatewayHttp {
     flow: RequestFlow,
+    /// Whether the flow needs the response body's chunks (its last decision said so).
+    read_response_body: bool,
 }
 
 impl GatewayHttp {
@@ -270,7 +272,10 @@ impl HttpContext for GatewayHttp {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let clock = HostClock::default();
-        self.flow.on_response_headers(&mut HostHeaders::new(MapType::HttpResponseHeaders), &clock, end_of_stream);
+        let mut headers = HostHeaders::new(MapType::HttpResponseHeaders);
+        let action = self.flow.on_response_headers(&mut headers, &clock, end_of_stream);
+        action.apply_to(&mut headers);
+        self.read_response_body = action.read_body;
         if end_of_stream {
             self.finish();
         }
@@ -278,13 +283,13 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let chunk = match self.flow.wants_response_body() {
+        let chunk = match self.read_response_body {
             true => {
                 hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
             }
             false => Vec::new(),
         };
-        self.flow.on_response_body(&chunk, end_of_stream);
+        self.read_response_body = self.flow.on_response_body(&chunk, end_of_stream).read_body;
         if end_of_stream {
             // Settle now, before the client can send its next request; `on_log` then has nothing left.
             self.finish();
@@ -307,11 +312,7 @@ impl HttpContext for GatewayHttp {
 /// A 500 for a request the host could not carry out as the flow decided.
 fn internal_error() -> LocalReply {
     let error = ApiError::new(ErrorKind::Internal, "internal_error", "The gateway could not forward this request.");
-    LocalReply {
-        status: 500,
-        headers: vec![("content-type", "application/json".to_owned())],
-        body: error.body(ApiFormat::OpenAi),
-    }
+    LocalReply::error(&error, ApiFormat::OpenAi)
 }
 
 /// Sends a local reply and stops the request from going upstream.

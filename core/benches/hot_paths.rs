@@ -1,8 +1,9 @@
 //! Micro-benchmarks of the filter's hot paths on the host: key lookup, body field extraction, the
 //! SSE usage scan, the quota path, cache keys, and one whole request through the flow.
-//! Run: `cargo bench --features test-support --bench hot_paths`.
+//! Run: `cargo bench -p ai-gateway-core --features test-support --bench hot_paths`.
 
 use ai_gateway_core::auth::{authenticate, digest};
+use ai_gateway_core::body_format::BodyFormat;
 use ai_gateway_core::cache::{cache_key, KeyMaterial};
 use ai_gateway_core::config::{CacheScope, CacheSettings, Config};
 use ai_gateway_core::endpoint::ModelEndpoint;
@@ -10,7 +11,7 @@ use ai_gateway_core::fake::{FakeHeaders, FakeStore};
 use ai_gateway_core::flow::{BodyAction, HeadersAction, Io, RequestFlow};
 use ai_gateway_core::quota::{self, Limit, LimitKind};
 use ai_gateway_core::request_body::read_fields;
-use ai_gateway_core::usage::{BodyFormat, ResponseApi, UsageReader};
+use ai_gateway_core::usage::{ResponseApi, UsageReader};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::rc::Rc;

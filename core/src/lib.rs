@@ -5,6 +5,7 @@
 
 pub mod api_error;
 pub mod auth;
+pub mod body_format;
 pub mod cache;
 pub mod config;
 pub mod endpoint;

@@ -5,6 +5,9 @@
 //! configuration (key ids, model and upstream names) or from fixed lists, so cardinality is bounded
 //! by the configuration; anything else is reported as `none`.
 
+use crate::api_error::ErrorKind;
+use crate::cache::recorder::CacheEvent;
+use crate::cache::Stored;
 use crate::quota::LimitKind;
 use crate::usage::Usage;
 
@@ -16,6 +19,8 @@ pub enum Outcome {
     Forbidden,
     NotFound,
     BadRequest,
+    MethodNotAllowed,
+    UnsupportedMediaType,
     RateLimited,
     CacheHit,
     UpstreamError,
@@ -31,6 +36,8 @@ impl Outcome {
             Outcome::Forbidden => "forbidden",
             Outcome::NotFound => "not_found",
             Outcome::BadRequest => "bad_request",
+            Outcome::MethodNotAllowed => "method_not_allowed",
+            Outcome::UnsupportedMediaType => "unsupported_media_type",
             Outcome::RateLimited => "rate_limited",
             Outcome::CacheHit => "cache_hit",
             Outcome::UpstreamError => "upstream_error",
@@ -38,34 +45,17 @@ impl Outcome {
         }
     }
 
-    /// The outcome of a reply the gateway sent itself.
-    pub fn of_local_status(status: u16) -> Outcome {
-        match status {
-            200..=299 => Outcome::Ok,
-            401 => Outcome::Unauthorized,
-            403 => Outcome::Forbidden,
-            404 => Outcome::NotFound,
-            429 => Outcome::RateLimited,
-            400..=499 => Outcome::BadRequest,
-            _ => Outcome::GatewayError,
-        }
-    }
-}
-
-/// What happened in the cache for one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheEvent {
-    Hit,
-    Miss,
-    Bypass,
-}
-
-impl CacheEvent {
-    pub fn name(self) -> &'static str {
-        match self {
-            CacheEvent::Hit => "hit",
-            CacheEvent::Miss => "miss",
-            CacheEvent::Bypass => "bypass",
+    /// The outcome of an error the gateway answered itself, from the error's kind.
+    pub fn of_error(kind: ErrorKind) -> Outcome {
+        match kind {
+            ErrorKind::BadRequest => Outcome::BadRequest,
+            ErrorKind::Unauthorized => Outcome::Unauthorized,
+            ErrorKind::Forbidden => Outcome::Forbidden,
+            ErrorKind::NotFound => Outcome::NotFound,
+            ErrorKind::MethodNotAllowed => Outcome::MethodNotAllowed,
+            ErrorKind::UnsupportedMediaType => Outcome::UnsupportedMediaType,
+            ErrorKind::RequestLimit | ErrorKind::TokenLimit => Outcome::RateLimited,
+            ErrorKind::Internal | ErrorKind::Unavailable => Outcome::GatewayError,
         }
     }
 }
@@ -79,8 +69,8 @@ pub struct RequestSummary {
     pub outcome: Option<Outcome>,
     pub usage: Option<Usage>,
     pub cache: Option<CacheEvent>,
-    /// `fresh` or `replaced` when the response was stored in the cache.
-    pub cache_store: Option<&'static str>,
+    /// What storing the answer in the cache did, when it was tried.
+    pub cache_store: Option<Stored>,
     pub refused_by: Option<LimitKind>,
     pub upstream_ms: Option<u64>,
     pub first_byte_ms: Option<u64>,
@@ -129,7 +119,7 @@ pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
     if let Some(cache) = summary.cache {
         out.push(counter(format!("ai_gateway_cache_lookups_total;key_id={key_id};result={}", cache.name()), 1));
     }
-    if let Some(stored) = summary.cache_store {
+    if let Some(stored) = summary.cache_store.and_then(Stored::name) {
         out.push(counter(format!("ai_gateway_cache_stores_total;key_id={key_id};result={stored}"), 1));
     }
     if let Some(limit) = summary.refused_by {
@@ -157,7 +147,7 @@ mod tests {
             outcome: Some(Outcome::Ok),
             usage: Some(Usage { input_tokens: 10, output_tokens: 5 }),
             cache: Some(CacheEvent::Miss),
-            cache_store: Some("fresh"),
+            cache_store: Some(Stored::Fresh),
             refused_by: None,
             upstream_ms: Some(120),
             first_byte_ms: Some(40),
@@ -200,21 +190,21 @@ mod tests {
     }
 
     #[test]
-    fn local_statuses_map_to_outcomes() {
+    fn error_kinds_map_to_outcomes() {
         let cases = [
-            (200, Outcome::Ok),
-            (400, Outcome::BadRequest),
-            (401, Outcome::Unauthorized),
-            (403, Outcome::Forbidden),
-            (404, Outcome::NotFound),
-            (405, Outcome::BadRequest),
-            (413, Outcome::BadRequest),
-            (429, Outcome::RateLimited),
-            (500, Outcome::GatewayError),
-            (503, Outcome::GatewayError),
+            (ErrorKind::BadRequest, "bad_request"),
+            (ErrorKind::Unauthorized, "unauthorized"),
+            (ErrorKind::Forbidden, "forbidden"),
+            (ErrorKind::NotFound, "not_found"),
+            (ErrorKind::MethodNotAllowed, "method_not_allowed"),
+            (ErrorKind::UnsupportedMediaType, "unsupported_media_type"),
+            (ErrorKind::RequestLimit, "rate_limited"),
+            (ErrorKind::TokenLimit, "rate_limited"),
+            (ErrorKind::Internal, "gateway_error"),
+            (ErrorKind::Unavailable, "gateway_error"),
         ];
-        for (status, outcome) in cases {
-            assert_eq!(Outcome::of_local_status(status), outcome, "{status}");
+        for (kind, outcome) in cases {
+            assert_eq!(Outcome::of_error(kind).name(), outcome, "{kind:?}");
         }
     }
 }

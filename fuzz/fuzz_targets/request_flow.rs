@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         let (scheme, key) = auth.trim().split_once(' ').expect("a forwarded request had a credential");
         assert!(scheme.eq_ignore_ascii_case("bearer") && key.trim() == "foo", "{auth:?} was forwarded");
         let mut response_headers = FakeHeaders::new(&[(":status", "200"), ("content-type", "text/event-stream")]);
-        flow.on_response_headers(&mut response_headers, &1, false);
+        flow.on_response_headers(&mut response_headers, &1, false).apply_to(&mut response_headers);
         flow.on_response_body(response, true);
     }
     let _ = flow.on_done(&store, &2);

@@ -2,7 +2,8 @@
 //! usage and end it reports do not depend on how the body is split into chunks, whatever its size.
 #![no_main]
 
-use ai_gateway_core::usage::{BodyEnd, BodyFormat, ResponseApi, Usage, UsageReader, MAX_HEAP_BYTES};
+use ai_gateway_core::body_format::BodyFormat;
+use ai_gateway_core::usage::{BodyEnd, ResponseApi, Usage, UsageReader, MAX_HEAP_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 const APIS: [ResponseApi; 5] = [

@@ -3,14 +3,9 @@
 
 mod common;
 
-use ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN;
 use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
-
-fn prompt_estimate(body: &Value) -> u64 {
-    (body.to_string().len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN)
-}
 
 fn header(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)

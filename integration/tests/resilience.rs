@@ -4,17 +4,12 @@
 
 mod common;
 
-use ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN;
 use ai_gateway_integration::envoy::{Envoy, EnvoySetup};
 use ai_gateway_integration::mock_upstream::MockUpstream;
 use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn prompt_estimate(body: &Value) -> u64 {
-    (body.to_string().len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_get_correct_statuses_and_settle_their_reservations() {

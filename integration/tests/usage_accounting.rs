@@ -5,7 +5,7 @@
 
 mod common;
 
-use ai_gateway_core::flow::{DEFAULT_OUTPUT_ESTIMATE, PROMPT_BYTES_PER_TOKEN};
+use ai_gateway_core::quota::reservation::DEFAULT_OUTPUT_ESTIMATE;
 use ai_gateway_integration::mock_upstream::{DEFAULT_COMPLETION_TOKENS, PROMPT_TOKENS};
 use common::*;
 use futures::StreamExt;
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const MOCK_USAGE: u64 = PROMPT_TOKENS + DEFAULT_COMPLETION_TOKENS;
 
 fn reservation(body: &Value) -> u64 {
-    (body.to_string().len() as u64).div_ceil(PROMPT_BYTES_PER_TOKEN) + DEFAULT_OUTPUT_ESTIMATE
+    prompt_estimate(body) + DEFAULT_OUTPUT_ESTIMATE
 }
 
 /// What the token bucket may have refilled since `since` (100,000 a day).

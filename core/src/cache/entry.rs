@@ -1,7 +1,7 @@
 //! The cache entry codec: one response stored in one shared-data slot, with the full cache key so
 //! that a slot shared by two requests never serves one the other's answer.
 
-use crate::usage::BodyFormat;
+use crate::body_format::BodyFormat;
 
 const VERSION: u8 = 1;
 const HEADER_LEN: usize = 1 + 32 + 8 + 1 + 4;

@@ -6,11 +6,12 @@
 //! written with one `set`, which Envoy applies whole, so readers never see a torn entry.
 
 pub mod entry;
+pub mod recorder;
 
+use crate::body_format::BodyFormat;
 use crate::config::{CacheScope, CacheSettings};
 use crate::endpoint::ModelEndpoint;
 use crate::ports::SharedStore;
-use crate::usage::BodyFormat;
 use entry::{decode, Entry};
 use sha2::{Digest, Sha256};
 
@@ -114,7 +115,7 @@ pub fn lookup(store: &dyn SharedStore, settings: &CacheSettings, key: &[u8; 32],
     })
 }
 
-/// What happened to a store attempt (reported in metrics later).
+/// What happened to a store attempt (`ai_gateway_cache_stores_total{result}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
     /// Written to an empty or expired slot, or over an older answer to the same request.
@@ -123,6 +124,17 @@ pub enum Stored {
     Replaced,
     TooLarge,
     Failed,
+}
+
+impl Stored {
+    /// The metric label of a store that happened; `None` for one that did not.
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Stored::Fresh => Some("fresh"),
+            Stored::Replaced => Some("replaced"),
+            Stored::TooLarge | Stored::Failed => None,
+        }
+    }
 }
 
 /// Writes the answer to its slot, replacing whatever was there.

@@ -8,7 +8,7 @@ pub use raw::{Api, CacheScope};
 
 use crate::auth::CREDENTIAL_HEADERS;
 use crate::quota::{Limit, LimitKind};
-use raw::{RawCache, RawConfig, RawKey, RawRoute, RawUpstream};
+use raw::{RawCache, RawConfig, RawKey, RawLimits, RawRoute, RawUpstream};
 use std::collections::{BTreeMap, HashMap};
 
 /// The default request header the chosen cluster is written to.
@@ -39,6 +39,16 @@ pub struct Key {
 }
 
 impl Key {
+    /// The key's request limits (`requests_per_*`).
+    pub fn request_limits(&self) -> impl Iterator<Item = &Limit> + Clone {
+        self.limits.iter().filter(|limit| !limit.kind.counts_tokens())
+    }
+
+    /// The key's token limits (`tokens_per_*`).
+    pub fn token_limits(&self) -> impl Iterator<Item = &Limit> + Clone {
+        self.limits.iter().filter(|limit| limit.kind.counts_tokens())
+    }
+
     pub fn may_use(&self, model_index: usize) -> bool {
         match &self.allowed_models {
             None => true,
@@ -296,28 +306,39 @@ fn validate_key(
         }
         key_by_digest.insert(digest, i);
     }
-    let allowed_models = match raw.models {
-        None => None,
-        Some(patterns) => {
-            let mut allowed = vec![false; models.len()];
-            for (j, pattern) in patterns.iter().enumerate() {
-                if let Some(prefix) = pattern.strip_suffix('*') {
-                    for (flag, model) in allowed.iter_mut().zip(models) {
-                        *flag |= model.name.starts_with(prefix);
-                    }
-                } else if let Some(flag) = model_by_name.get(pattern).and_then(|&m| allowed.get_mut(m)) {
-                    *flag = true;
-                } else {
-                    return Err(ConfigError::new(
-                        format!("{field}.models[{j}]"),
-                        Problem::UnknownModelInAllowList(pattern.clone()),
-                    ));
-                }
+    let allowed_models =
+        raw.models.map(|patterns| validate_allow_list(&field, &patterns, models, model_by_name)).transpose()?;
+    let limits = validate_limits(&field, &raw.id, raw.limits.unwrap_or_default())?;
+    Ok(Key { id: raw.id, allowed_models, limits })
+}
+
+/// A key's allow-list, as a flag per model index; every entry must name (or prefix) a model.
+fn validate_allow_list(
+    field: &str,
+    patterns: &[String],
+    models: &[Model],
+    model_by_name: &HashMap<String, usize>,
+) -> Result<Vec<bool>, ConfigError> {
+    let mut allowed = vec![false; models.len()];
+    for (j, pattern) in patterns.iter().enumerate() {
+        if let Some(prefix) = pattern.strip_suffix('*') {
+            for (flag, model) in allowed.iter_mut().zip(models) {
+                *flag |= model.name.starts_with(prefix);
             }
-            Some(allowed)
+        } else if let Some(flag) = model_by_name.get(pattern).and_then(|&m| allowed.get_mut(m)) {
+            *flag = true;
+        } else {
+            return Err(ConfigError::new(
+                format!("{field}.models[{j}]"),
+                Problem::UnknownModelInAllowList(pattern.clone()),
+            ));
         }
-    };
-    let raw_limits = raw.limits.unwrap_or_default();
+    }
+    Ok(allowed)
+}
+
+/// A key's limits, each positive.
+fn validate_limits(field: &str, key_id: &str, raw_limits: RawLimits) -> Result<Vec<Limit>, ConfigError> {
     let named_limits = [
         (LimitKind::RequestsPerSecond, raw_limits.requests_per_second),
         (LimitKind::RequestsPerMinute, raw_limits.requests_per_minute),
@@ -331,11 +352,11 @@ fn validate_key(
     for (kind, amount) in named_limits {
         match amount {
             Some(0) => return Err(ConfigError::new(format!("{field}.limits.{}", kind.name()), Problem::ZeroLimit)),
-            Some(amount) => limits.push(Limit::new(&raw.id, kind, amount)),
+            Some(amount) => limits.push(Limit::new(key_id, kind, amount)),
             None => {}
         }
     }
-    Ok(Key { id: raw.id, allowed_models, limits })
+    Ok(limits)
 }
 
 fn validate_cache(raw: RawCache) -> Result<CacheSettings, ConfigError> {

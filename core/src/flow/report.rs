@@ -1,36 +1,37 @@
-//! What a request reports: access-log properties and log lines, queued for the host to write.
+//! What a request reports: its summary for the metrics, access-log properties and log lines, queued
+//! for the host to write. Nothing here holds a key, a whole digest or prompt text.
 
-use super::{LocalReply, RequestFlow};
-use crate::metrics::{CacheEvent, Outcome};
+use super::decision::LocalReply;
+use crate::metrics::{Outcome, RequestSummary};
 
-impl RequestFlow {
-    /// Filter-state properties to set (`wasm.NAME` in access logs); drained by the host.
-    pub fn take_properties(&mut self) -> Vec<(&'static str, String)> {
-        std::mem::take(&mut self.pending_properties)
+/// The report of one request, filled in as its phases go.
+#[derive(Debug, Default)]
+pub(super) struct Report {
+    pub summary: RequestSummary,
+    request_id: String,
+    pending_properties: Vec<(&'static str, String)>,
+    recorded_properties: Vec<&'static str>,
+    pending_logs: Vec<String>,
+    summary_taken: bool,
+}
+
+impl Report {
+    pub fn set_request_id(&mut self, request_id: Option<String>) {
+        self.request_id = request_id.unwrap_or_default();
     }
 
-    /// Log lines to write; drained by the host. They never hold a key, a whole digest or text.
-    pub fn take_logs(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.pending_logs)
-    }
-
-    pub(super) fn log(&mut self, event: &str) {
+    pub fn log(&mut self, event: &str) {
         let key = self.summary.key_id.as_deref().unwrap_or("none");
         let model = self.summary.model.as_deref().unwrap_or("none");
         self.pending_logs.push(format!("ai-gateway: request_id={} key={key} model={model} {event}", self.request_id));
     }
 
-    /// Records how a locally answered request ended.
-    pub(super) fn finish_locally(&mut self, reply: &LocalReply) {
-        let outcome = if self.summary.cache == Some(CacheEvent::Hit) && reply.status == 200 {
-            Outcome::CacheHit
-        } else {
-            Outcome::of_local_status(reply.status)
-        };
-        self.summary.outcome = Some(outcome);
-        if !matches!(outcome, Outcome::Ok | Outcome::CacheHit) {
+    /// Records how a locally answered request ended: the outcome its reply was decided with.
+    pub fn finish_locally(&mut self, reply: &LocalReply) {
+        self.summary.outcome = Some(reply.outcome);
+        if !matches!(reply.outcome, Outcome::Ok | Outcome::CacheHit) {
             let limit = self.summary.refused_by.map(|l| format!(" limit={}", l.name())).unwrap_or_default();
-            self.log(&format!("refused status={} outcome={}{limit}", reply.status, outcome.name()));
+            self.log(&format!("refused status={} outcome={}{limit}", reply.status, reply.outcome.name()));
         }
         self.record_properties();
     }
@@ -38,7 +39,7 @@ impl RequestFlow {
     /// Queues the access-log properties known so far that have a value and were not queued yet.
     /// Envoy writes access logs before a Wasm filter's `on_log`, so who and where are recorded when
     /// the request is forwarded, and the outcome and tokens when the response ends.
-    pub(super) fn record_properties(&mut self) {
+    pub fn record_properties(&mut self) {
         let s = &self.summary;
         let usage = s.usage;
         let candidates = [
@@ -58,5 +59,23 @@ impl RequestFlow {
                 self.pending_properties.push((name, value));
             }
         }
+    }
+
+    pub fn take_properties(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.pending_properties)
+    }
+
+    pub fn take_logs(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.pending_logs)
+    }
+
+    /// The summary for the metrics, once: `None` if it was taken already or the request has no
+    /// outcome (it never got past its headers).
+    pub fn take_summary(&mut self) -> Option<RequestSummary> {
+        if self.summary_taken || self.summary.outcome.is_none() {
+            return None;
+        }
+        self.summary_taken = true;
+        Some(self.summary.clone())
     }
 }

@@ -1,6 +1,89 @@
-//! OpenAI's rate-limit response headers (`x-ratelimit-*`, `retry-after`) from limit statuses.
+//! OpenAI's rate-limit response headers (`x-ratelimit-*`, `retry-after`), built from typed limit
+//! statuses: one set for request limits, one for token limits.
 
-use super::LimitStatus;
+use super::{LimitKind, LimitStatus};
+
+/// The two families of limits, each reported by its own three headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitFamily {
+    Requests,
+    Tokens,
+}
+
+impl LimitFamily {
+    pub fn of(kind: LimitKind) -> LimitFamily {
+        if kind.counts_tokens() {
+            LimitFamily::Tokens
+        } else {
+            LimitFamily::Requests
+        }
+    }
+
+    /// The `limit`, `remaining` and `reset` header names of this family.
+    fn names(self) -> [&'static str; 3] {
+        match self {
+            LimitFamily::Requests => {
+                ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"]
+            }
+            LimitFamily::Tokens => {
+                ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]
+            }
+        }
+    }
+}
+
+/// The rate-limit headers of one response: the tightest status of each family the key has, and how
+/// long to wait when the request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RateLimitHeaders {
+    requests: Option<LimitStatus>,
+    tokens: Option<LimitStatus>,
+    retry_after_ns: Option<u64>,
+}
+
+impl RateLimitHeaders {
+    /// Records a family's status (replacing an earlier one); `None` leaves it as it was.
+    pub fn set(&mut self, family: LimitFamily, status: Option<LimitStatus>) {
+        let slot = match family {
+            LimitFamily::Requests => &mut self.requests,
+            LimitFamily::Tokens => &mut self.tokens,
+        };
+        if status.is_some() {
+            *slot = status;
+        }
+    }
+
+    pub fn has(&self, family: LimitFamily) -> bool {
+        match family {
+            LimitFamily::Requests => self.requests.is_some(),
+            LimitFamily::Tokens => self.tokens.is_some(),
+        }
+    }
+
+    /// A refusal: the client should wait this long.
+    pub fn set_retry_after(&mut self, retry_after_ns: u64) {
+        self.retry_after_ns = Some(retry_after_ns);
+    }
+
+    /// The headers, in a stable order: requests, tokens, then `retry-after` and `retry-after-ms`.
+    pub fn to_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
+        for (family, status) in [(LimitFamily::Requests, self.requests), (LimitFamily::Tokens, self.tokens)] {
+            let Some(status) = status else { continue };
+            let [limit, remaining, reset] = family.names();
+            headers.push((limit, status.limit.to_string()));
+            headers.push((remaining, status.remaining.to_string()));
+            headers.push((reset, format_duration(status.reset_ns)));
+        }
+        if let Some(retry_after_ns) = self.retry_after_ns {
+            // Both honoured by the SDKs: whole seconds (at least 1), and milliseconds.
+            let ms = retry_after_ns.div_ceil(1_000_000).max(1);
+            headers.push(("retry-after", ms.div_ceil(1_000).to_string()));
+            headers.push(("retry-after-ms", ms.to_string()));
+        }
+        headers
+    }
+}
 
 /// A duration the way OpenAI writes resets: `20ms`, `1s`, `6m0s`, `1h2m3s`.
 pub fn format_duration(ns: u64) -> String {
@@ -15,31 +98,6 @@ pub fn format_duration(ns: u64) -> String {
         (0, _) => format!("{minutes}m{seconds}s"),
         _ => format!("{hours}h{minutes}m{seconds}s"),
     }
-}
-
-/// The three headers of one kind (`requests` or `tokens`).
-pub fn limit_headers(kind: &'static str, status: LimitStatus) -> [(&'static str, String); 3] {
-    let name = |suffix: &str| -> &'static str {
-        match (kind, suffix) {
-            ("requests", "limit") => "x-ratelimit-limit-requests",
-            ("requests", "remaining") => "x-ratelimit-remaining-requests",
-            ("requests", _) => "x-ratelimit-reset-requests",
-            (_, "limit") => "x-ratelimit-limit-tokens",
-            (_, "remaining") => "x-ratelimit-remaining-tokens",
-            _ => "x-ratelimit-reset-tokens",
-        }
-    };
-    [
-        (name("limit"), status.limit.to_string()),
-        (name("remaining"), status.remaining.to_string()),
-        (name("reset"), format_duration(status.reset_ns)),
-    ]
-}
-
-/// `retry-after` (whole seconds, at least 1) and `retry-after-ms`, both honoured by the SDKs.
-pub fn retry_after_headers(retry_after_ns: u64) -> [(&'static str, String); 2] {
-    let ms = retry_after_ns.div_ceil(1_000_000).max(1);
-    [("retry-after", ms.div_ceil(1_000).to_string()), ("retry-after-ms", ms.to_string())]
 }
 
 #[cfg(test)]
@@ -64,18 +122,28 @@ mod tests {
     }
 
     #[test]
-    fn headers_by_kind() {
+    fn headers_by_family_then_retry_after() {
         let status = LimitStatus { limit: 60, remaining: 59, reset_ns: 1_000_000_000 };
+        let mut headers = RateLimitHeaders::default();
+        assert!(headers.to_headers().is_empty());
+        headers.set(LimitFamily::Tokens, Some(status));
+        headers.set(LimitFamily::Requests, None);
+        assert!(!headers.has(LimitFamily::Requests) && headers.has(LimitFamily::Tokens));
         assert_eq!(
-            limit_headers("tokens", status),
+            headers.to_headers(),
             [
                 ("x-ratelimit-limit-tokens", "60".to_owned()),
                 ("x-ratelimit-remaining-tokens", "59".to_owned()),
                 ("x-ratelimit-reset-tokens", "1s".to_owned())
             ]
         );
-        assert_eq!(limit_headers("requests", status)[1].0, "x-ratelimit-remaining-requests");
-        assert_eq!(retry_after_headers(1), [("retry-after", "1".to_owned()), ("retry-after-ms", "1".to_owned())]);
-        assert_eq!(retry_after_headers(12_000_000_001)[0].1, "13");
+        headers.set(LimitFamily::Requests, Some(LimitStatus { remaining: 0, ..status }));
+        headers.set_retry_after(12_000_000_001);
+        let names: Vec<&str> = headers.to_headers().iter().map(|(name, _)| *name).collect();
+        assert_eq!(names[1], "x-ratelimit-remaining-requests");
+        assert_eq!(&names[6..], ["retry-after", "retry-after-ms"]);
+        assert_eq!(headers.to_headers()[6].1, "13");
+        headers.set_retry_after(1);
+        assert_eq!(headers.to_headers()[6..], [("retry-after", "1".to_owned()), ("retry-after-ms", "1".to_owned())]);
     }
 }

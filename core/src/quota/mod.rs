@@ -7,6 +7,7 @@
 
 pub mod bucket;
 pub mod headers;
+pub mod reservation;
 
 use crate::ports::{SharedStore, StoreError};
 use bucket::{Bucket, BucketState, Take};

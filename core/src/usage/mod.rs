@@ -15,6 +15,8 @@ use std::ops::ControlFlow;
 
 use serde::Deserialize;
 
+use crate::body_format::BodyFormat;
+
 use bounded::BoundedBytes;
 use json_scan::{DocumentState, Findings, JsonScanner, Key, UsagePaths};
 use sse::{EventSink, SseParser};
@@ -87,25 +89,6 @@ impl Counts {
             return None;
         }
         Some(Usage { input_tokens: self.input_tokens.unwrap_or(0), output_tokens: self.output_tokens.unwrap_or(0) })
-    }
-}
-
-/// Which body format a response has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    Json,
-    EventStream,
-}
-
-impl BodyFormat {
-    /// From a `content-type`; `None` for bodies that carry no usage.
-    pub fn from_content_type(content_type: &str) -> Option<BodyFormat> {
-        let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        match media_type.as_str() {
-            "text/event-stream" => Some(BodyFormat::EventStream),
-            "application/json" => Some(BodyFormat::Json),
-            _ => None,
-        }
     }
 }
 

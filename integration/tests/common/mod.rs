@@ -7,6 +7,12 @@ pub use ai_gateway_integration::fixture::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// The prompt part of the tokens the gateway reserves for this request body (the reservation rule
+/// lives in `ai_gateway_core::quota::reservation`).
+pub fn prompt_estimate(body: &Value) -> u64 {
+    ai_gateway_core::quota::reservation::prompt_estimate(body.to_string().len())
+}
+
 /// What one [`TestGateway::tokens_left`] probe spends: the mock's usage for it.
 pub const PROBE_TOKENS: u64 = ai_gateway_integration::mock_upstream::PROMPT_TOKENS + 1;
 
@@ -85,7 +91,7 @@ impl TestGateway {
         assert_eq!(response.status(), 200, "the probe must be admitted");
         let remaining: u64 = response.headers()["x-ratelimit-remaining-tokens"].to_str().unwrap().parse().unwrap();
         let _ = response.bytes().await;
-        let probe_reservation = (probe.to_string().len() as u64).div_ceil(ai_gateway_core::flow::PROMPT_BYTES_PER_TOKEN) + 1;
+        let probe_reservation = prompt_estimate(&probe) + 1;
         drained(&self.envoy).await;
         remaining + probe_reservation
     }

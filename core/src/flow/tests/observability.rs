@@ -1,25 +1,17 @@
 //! What the flow reports for metrics, access logs and logs, and that secrets never appear in it.
 
 use super::*;
-use crate::auth::digest;
-use crate::fake::{FakeHeaders, FakeStore};
-use crate::metrics::{CacheEvent, Outcome};
-use serde_json::json;
-
-const NOW: u64 = 1_700_000_000_000_000_000;
-const MS: u64 = 1_000_000;
+use crate::cache::recorder::CacheEvent;
+use crate::metrics::Outcome;
 
 fn config() -> Rc<Config> {
-    let document = json!({
-        "keys": [ { "id": "alpha", "sha256": hex::encode(digest("sk-alpha-secret")), "limits": { "requests_per_hour": 1 } } ],
-        "upstreams": { "openai": {} },
-        "models": { "gpt": { "upstream": "openai", "model": "gpt-real" } },
-        "cache": {}
-    });
-    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
+    TestConfig::new()
+        .key("alpha", &["sk-alpha-secret"], json!({ "limits": { "requests_per_hour": 1 } }))
+        .with("cache", json!({}))
+        .build()
 }
 
-fn request(key: &str) -> FakeHeaders {
+fn chat_request(key: &str) -> FakeHeaders {
     let auth = format!("Bearer {key}");
     FakeHeaders::new(&[
         (":method", "POST"),
@@ -33,7 +25,7 @@ fn request(key: &str) -> FakeHeaders {
 fn an_unknown_key_is_logged_by_digest_prefix_only() {
     let store = FakeStore::default();
     let mut flow = RequestFlow::new(Some(config()), 0);
-    let mut headers = request("sk-wrong-secret");
+    let mut headers = chat_request("sk-wrong-secret");
     flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
     let logs = flow.take_logs();
     let prefix = &hex::encode(digest("sk-wrong-secret"))[..8];
@@ -49,7 +41,7 @@ fn an_unknown_key_is_logged_by_digest_prefix_only() {
 fn a_served_request_reports_tokens_timings_and_access_log_fields() {
     let store = FakeStore::default();
     let mut flow = RequestFlow::new(Some(config()), 0);
-    let mut headers = request("sk-alpha-secret");
+    let mut headers = chat_request("sk-alpha-secret");
     flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
     flow.on_request_body(
         &mut Io { headers: &mut headers, store: &store, clock: &NOW },
@@ -65,7 +57,7 @@ fn a_served_request_reports_tokens_timings_and_access_log_fields() {
         (Some("alpha"), Some("gpt"), Some("openai"))
     );
     assert_eq!((summary.first_byte_ms, summary.upstream_ms), (Some(40), Some(100)));
-    assert_eq!((summary.cache, summary.cache_store), (Some(CacheEvent::Miss), Some("fresh")));
+    assert_eq!((summary.cache, summary.cache_store), (Some(CacheEvent::Miss), Some(crate::cache::Stored::Fresh)));
     let properties = flow.take_properties();
     let last = |name: &str| properties.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
     assert_eq!(last("ai_gw_key_id"), Some("alpha"));
@@ -79,7 +71,7 @@ fn a_served_request_reports_tokens_timings_and_access_log_fields() {
 
     // The same request again is a cache hit, then the hour's single request is used up: 429.
     let mut flow = RequestFlow::new(Some(config()), 0);
-    let mut headers = request("sk-alpha-secret");
+    let mut headers = chat_request("sk-alpha-secret");
     let action = flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
     assert!(matches!(action, HeadersAction::Respond(ref reply) if reply.status == 429));
     let summary = flow.on_done(&store, &NOW).unwrap();
@@ -95,7 +87,7 @@ fn upstream_errors_and_aborts_are_reported_as_such() {
     for (status, complete) in [(Some("502"), true), (Some("200"), false), (None, false)] {
         let store = FakeStore::default();
         let mut flow = RequestFlow::new(Some(config()), 0);
-        let mut headers = request("sk-alpha-secret");
+        let mut headers = chat_request("sk-alpha-secret");
         flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
         flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, br#"{"model":"gpt"}"#);
         if let Some(status) = status {

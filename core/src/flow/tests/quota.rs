@@ -2,67 +2,29 @@
 //! headers, reservations settled from JSON and streamed usage, aborts and upstream errors.
 
 use super::*;
-use crate::auth::digest;
-use crate::fake::{FakeHeaders, FakeStore};
-use crate::quota::LimitKind;
-use serde_json::{json, Value};
-
-const NOW: u64 = 1_700_000_000_000_000_000;
-const SECOND: u64 = 1_000_000_000;
+use crate::quota::reservation::PROMPT_BYTES_PER_TOKEN;
+use crate::quota::{self, LimitKind};
 
 fn config(limits: Value) -> Rc<Config> {
-    let document = json!({
-        "keys": [ { "id": "team", "sha256": hex::encode(digest("sk-team")), "limits": limits } ],
-        "upstreams": { "openai": {}, "anthropic": { "api": "anthropic" } },
-        "models": { "gpt": { "upstream": "openai", "model": "gpt-real" }, "claude": { "upstream": "anthropic" } }
-    });
-    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
-}
-
-/// One request through the flow, up to forwarding (or a local reply).
-struct Trip {
-    flow: RequestFlow,
-    headers: FakeHeaders,
-    outcome: Result<Option<Vec<u8>>, LocalReply>,
+    TestConfig::new().key("team", &["sk-team"], json!({ "limits": limits })).build()
 }
 
 fn send(config: &Rc<Config>, store: &FakeStore, now_ns: u64, path: &str, body: &str) -> Trip {
-    let mut flow = RequestFlow::new(Some(config.clone()), 0);
-    let mut headers = FakeHeaders::new(&[(":method", "POST"), (":path", path), ("authorization", "Bearer sk-team")]);
-    let outcome = match flow.on_request_headers(&mut Io { headers: &mut headers, store, clock: &now_ns }, false) {
-        HeadersAction::Respond(reply) => Err(reply),
-        HeadersAction::ReadBody => {
-            match flow.on_request_body(&mut Io { headers: &mut headers, store, clock: &now_ns }, body.as_bytes()) {
-                BodyAction::Forward { new_body } => Ok(new_body),
-                BodyAction::Respond(reply) => Err(reply),
-                BodyAction::Hold => panic!("a request in its body phase was held"),
-            }
-        }
-    };
-    Trip { flow, headers, outcome }
+    Trip::send(config, store, now_ns, request("POST", path, &[("authorization", "Bearer sk-team")]), body)
 }
 
 fn chat(max_tokens: u64) -> String {
     json!({ "model": "gpt", "max_tokens": max_tokens, "messages": [ { "role": "user", "content": "hi" } ] }).to_string()
 }
 
-/// Answers a forwarded request: response headers, then the body in the given chunks.
+/// Answers a forwarded request: response headers, then the body in the given chunks (the last ends it).
 fn answer(trip: &mut Trip, status: u16, content_type: &str, chunks: &[&[u8]]) -> FakeHeaders {
-    let mut response = FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", content_type)]);
-    trip.flow.on_response_headers(&mut response, &NOW, false);
-    for (i, chunk) in chunks.iter().enumerate() {
-        trip.flow.on_response_body(chunk, i + 1 == chunks.len());
-    }
-    response
+    trip.answer(status, content_type, chunks, true)
 }
 
 fn remaining(store: &FakeStore, config: &Config, kind: LimitKind) -> u64 {
     let limit = config.limits().find(|l| l.kind == kind).unwrap();
     quota::take(store, limit, 0, NOW).unwrap().remaining
-}
-
-fn header<'a>(headers: &'a [(&'static str, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
 }
 
 #[test]

@@ -2,33 +2,13 @@
 //! client headers that choose billing never reach a provider, credentials are never ambiguous.
 
 use super::*;
-use crate::auth::digest;
-use crate::fake::{FakeHeaders, FakeStore};
-use serde_json::{json, Value};
 
 fn config() -> Rc<Config> {
-    let document = json!({
-        "keys": [ { "id": "alpha", "sha256": hex::encode(digest("sk-alpha")) } ],
-        "upstreams": {
-            "openai": { "headers": { "authorization": "Bearer sk-provider" } },
-            "org": { "cluster": "openai", "forward_headers": ["OpenAI-Organization", "cookie"] },
-            "anthropic": { "api": "anthropic" }
-        },
-        "models": {
-            "gpt": { "upstream": "openai" },
-            "gpt-org": { "upstream": "org" },
-            "claude": { "upstream": "anthropic" }
-        }
-    });
-    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
+    TestConfig::new().key("alpha", &["sk-alpha"], json!({})).build()
 }
 
-const NOW: u64 = 1_700_000_000_000_000_000;
-
 fn headers(path: &str, extra: &[(&str, &str)]) -> FakeHeaders {
-    let mut headers = FakeHeaders::new(&[(":method", "POST"), (":path", path), (":authority", "gateway.local")]);
-    headers.entries.extend(extra.iter().map(|(n, v)| (n.to_string(), v.to_string())));
-    headers
+    request("POST", path, extra)
 }
 
 /// Runs the headers phase (expecting `ReadBody`) and the body phase.

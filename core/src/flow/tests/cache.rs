@@ -1,24 +1,16 @@
 //! Request-flow tests of the response cache against the fake host and store.
 
 use super::*;
-use crate::auth::digest;
-use crate::fake::{FakeHeaders, FakeStore};
-use serde_json::{json, Value};
-
-const NOW: u64 = 1_700_000_000_000_000_000;
-const SECOND: u64 = 1_000_000_000;
 
 fn config(scope: &str, max_entry_bytes: u32) -> Rc<Config> {
-    let document = json!({
-        "keys": [
-            { "id": "a", "sha256": hex::encode(digest("sk-a")), "limits": { "requests_per_hour": 100, "tokens_per_day": 10_000 } },
-            { "id": "b", "sha256": hex::encode(digest("sk-b")) }
-        ],
-        "upstreams": { "openai": {} },
-        "models": { "gpt": { "upstream": "openai", "model": "gpt-real" } },
-        "cache": { "ttl_seconds": 60, "max_entries": 1024, "max_entry_bytes": max_entry_bytes, "scope": scope }
-    });
-    Rc::new(Config::parse(document.to_string().as_bytes()).unwrap())
+    TestConfig::new()
+        .key("a", &["sk-a"], json!({ "limits": { "requests_per_hour": 100, "tokens_per_day": 10_000 } }))
+        .key("b", &["sk-b"], json!({}))
+        .with(
+            "cache",
+            json!({ "ttl_seconds": 60, "max_entries": 1024, "max_entry_bytes": max_entry_bytes, "scope": scope }),
+        )
+        .build()
 }
 
 /// A request's outcome: the local reply if answered locally, else the response the client saw.
@@ -52,7 +44,7 @@ impl Client<'_> {
                 let (status, content_type, answer) = upstream;
                 let mut response =
                     FakeHeaders::new(&[(":status", &status.to_string()), ("content-type", content_type)]);
-                flow.on_response_headers(&mut response, &NOW, false);
+                flow.on_response_headers(&mut response, &NOW, false).apply_to(&mut response);
                 let (first, second) = answer.as_bytes().split_at(answer.len() / 2);
                 flow.on_response_body(first, false);
                 flow.on_response_body(second, true);
@@ -83,8 +75,8 @@ fn cache_header(outcome: &Outcome) -> Option<String> {
     }
 }
 
-fn header<'r>(reply: &'r LocalReply, name: &str) -> Option<&'r str> {
-    reply.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+fn reply_header<'r>(reply: &'r LocalReply, name: &str) -> Option<&'r str> {
+    header(&reply.headers, name)
 }
 
 #[test]
@@ -96,13 +88,13 @@ fn the_second_identical_request_is_a_hit_with_the_same_body() {
     let second = client.call("sk-a", &[], BODY, JSON_OK, NOW + 5 * SECOND);
     let reply = hit(&second);
     assert_eq!(reply.body, ANSWER.as_bytes());
-    assert_eq!(header(reply, CACHE_HEADER), Some("hit"));
-    assert_eq!(header(reply, "age"), Some("5"));
-    assert_eq!(header(reply, "content-type"), Some("application/json"));
+    assert_eq!(reply_header(reply, CACHE_HEADER), Some("hit"));
+    assert_eq!(reply_header(reply, "age"), Some("5"));
+    assert_eq!(reply_header(reply, "content-type"), Some("application/json"));
     // The hit counted as a request (98 left of 100) but spent no tokens: only the first request's
     // real usage (7 tokens) is charged.
-    assert_eq!(header(reply, "x-ratelimit-remaining-requests"), Some("98"));
-    assert_eq!(header(reply, "x-ratelimit-remaining-tokens"), Some("9993"));
+    assert_eq!(reply_header(reply, "x-ratelimit-remaining-requests"), Some("98"));
+    assert_eq!(reply_header(reply, "x-ratelimit-remaining-tokens"), Some("9993"));
     // Expired after the TTL.
     assert_eq!(cache_header(&client.call("sk-a", &[], BODY, JSON_OK, NOW + 61 * SECOND)).as_deref(), Some("miss"));
 }
@@ -162,7 +154,10 @@ fn streams_are_recorded_and_replayed_as_streams_only_to_streaming_requests() {
     let streaming = r#"{"model":"gpt","stream":true,"messages":[]}"#;
     client.call("sk-a", &[], streaming, (200, "text/event-stream", stream), NOW);
     let reply = hit(&client.call("sk-a", &[], streaming, JSON_OK, NOW)).clone();
-    assert_eq!((reply.body.as_slice(), header(&reply, "content-type")), (stream.as_bytes(), Some("text/event-stream")));
+    assert_eq!(
+        (reply.body.as_slice(), reply_header(&reply, "content-type")),
+        (stream.as_bytes(), Some("text/event-stream"))
+    );
     let not_streaming = r#"{"model":"gpt","stream":false,"messages":[]}"#;
     assert_eq!(cache_header(&client.call("sk-a", &[], not_streaming, JSON_OK, NOW)).as_deref(), Some("miss"));
 }

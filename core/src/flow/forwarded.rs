@@ -1,0 +1,145 @@
+//! A forwarded request: its response read as it passes (rate-limit and cache headers added, usage
+//! and the protocol's end read, the answer copied for the cache), and its settlement when it is
+//! over: the reservation charged, the answer stored, the outcome decided.
+
+use super::decision::{ResponseBodyAction, ResponseHeadersAction};
+use super::report::Report;
+use super::CACHE_HEADER;
+use crate::body_format::BodyFormat;
+use crate::cache::recorder::{CacheEvent, Recorder};
+use crate::config::Config;
+use crate::endpoint::ModelEndpoint;
+use crate::metrics::Outcome;
+use crate::ports::{Clock, HeaderMap, SharedStore};
+use crate::quota::headers::RateLimitHeaders;
+use crate::quota::reservation::{self, Reservation, ResponseEnd};
+use crate::usage::{BodyEnd, UsageReader};
+
+/// What is known of the response so far.
+#[derive(Debug, Default)]
+struct Response {
+    status: Option<u16>,
+    /// Reads usage and the protocol's end; `None` for a body the gateway cannot read (another
+    /// content type, or compressed).
+    reader: Option<UsageReader>,
+    /// The response's last byte passed (the transport's end, not the protocol's).
+    ended: bool,
+    first_byte_at_ns: Option<u64>,
+}
+
+#[derive(Debug)]
+pub(super) struct Forwarded {
+    endpoint: ModelEndpoint,
+    rate_headers: RateLimitHeaders,
+    cache_event: Option<CacheEvent>,
+    reservation: Option<Reservation>,
+    recorder: Option<Recorder>,
+    response: Response,
+    sent_at_ns: u64,
+}
+
+impl Forwarded {
+    pub fn new(
+        endpoint: ModelEndpoint,
+        rate_headers: RateLimitHeaders,
+        cache_event: Option<CacheEvent>,
+        reservation: Option<Reservation>,
+        recorder: Option<Recorder>,
+        sent_at_ns: u64,
+    ) -> Forwarded {
+        let response = Response::default();
+        Forwarded { endpoint, rate_headers, cache_event, reservation, recorder, response, sent_at_ns }
+    }
+
+    /// The response headers: adds the rate-limit and cache headers, starts reading usage and
+    /// recording the answer where that is possible.
+    pub fn on_response_headers(
+        &mut self,
+        headers: &mut dyn HeaderMap,
+        clock: &dyn Clock,
+        end_of_stream: bool,
+        report: &mut Report,
+    ) -> ResponseHeadersAction {
+        let response = &mut self.response;
+        response.first_byte_at_ns = Some(clock.now_ns());
+        response.status = headers.get(":status").and_then(|status| status.parse().ok());
+        response.ended = end_of_stream;
+        // A compressed body cannot be read as it passes (the gateway asks for none, by removing
+        // `accept-encoding`): no usage, no cache, and the reservation is charged whole.
+        let encoding = headers.get("content-encoding").filter(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if let Some(encoding) = &encoding {
+            report.log(&format!("response content-encoding={encoding}: usage unreadable, not cached"));
+        }
+        let format = headers
+            .get("content-type")
+            .and_then(|content_type| BodyFormat::from_content_type(&content_type))
+            .filter(|_| encoding.is_none());
+        response.reader = format.map(|format| UsageReader::new(format, self.endpoint.response_api()));
+        let declared_length = headers.get("content-length").and_then(|length| length.parse::<usize>().ok());
+        self.recorder = self.recorder.take().and_then(|r| r.start(response.status, format, declared_length));
+        let mut set = self.rate_headers.to_headers();
+        if let Some(event) = self.cache_event {
+            set.push((CACHE_HEADER, event.name().to_owned()));
+        }
+        ResponseHeadersAction { set, read_body: self.reads_body() }
+    }
+
+    fn reads_body(&self) -> bool {
+        self.response.reader.is_some() || self.recorder.is_some()
+    }
+
+    /// A chunk of the response body, as it passes (it is never held back).
+    pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
+        if let Some(reader) = &mut self.response.reader {
+            reader.feed(chunk);
+        }
+        if let Some(recorder) = &mut self.recorder {
+            if !recorder.copy(chunk) {
+                self.recorder = None;
+            }
+        }
+        self.response.ended |= end_of_stream;
+        ResponseBodyAction { read_body: self.reads_body() }
+    }
+
+    fn end(&self) -> ResponseEnd {
+        match self.response.reader.as_ref().map(UsageReader::end) {
+            Some(Some(BodyEnd::Completed)) => ResponseEnd::Complete,
+            Some(Some(BodyEnd::Failed)) => ResponseEnd::Failed,
+            Some(None) => ResponseEnd::Cut,
+            // A body the gateway cannot read ends with the transport.
+            None if self.response.ended => ResponseEnd::Complete,
+            None => ResponseEnd::Cut,
+        }
+    }
+
+    /// The request is over (completed, failed or aborted): decides its outcome, stores a complete
+    /// answer in the cache, and settles the reservation to what the request is charged.
+    pub fn settle(mut self, config: &Config, store: &dyn SharedStore, clock: &dyn Clock, report: &mut Report) {
+        let usage = self.response.reader.as_mut().and_then(UsageReader::finish);
+        let end = self.end();
+        let now_ns = clock.now_ns();
+        let status = self.response.status;
+        let summary = &mut report.summary;
+        summary.usage = usage;
+        summary.upstream_ms = Some(now_ns.saturating_sub(self.sent_at_ns) / 1_000_000);
+        summary.first_byte_ms =
+            self.response.first_byte_at_ns.map(|first| first.saturating_sub(self.sent_at_ns) / 1_000_000);
+        let succeeded = matches!(status, Some(200..=299)) && end == ResponseEnd::Complete;
+        summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
+        if let (Some(recorder), Some(settings), true) = (self.recorder.take(), config.cache.as_ref(), succeeded) {
+            summary.cache_store = Some(recorder.store(store, settings, now_ns));
+        }
+        if let Some(reservation) = self.reservation.take() {
+            let charged = reservation::charge(&reservation, status, end, usage);
+            if let Some(key) = config.key(reservation.key_index) {
+                reservation::settle(store, key, &reservation, charged, now_ns);
+            }
+        }
+        if !succeeded {
+            let status = status.map_or("none".to_owned(), |s| s.to_string());
+            report.log(&format!("upstream_error status={status} end={end:?} transport_ended={}", self.response.ended));
+        }
+        report.record_properties();
+    }
+}
