@@ -13,37 +13,15 @@ use tempfile::TempDir;
 /// The request header the shipped configs route on.
 pub const CLUSTER_HEADER: &str = "x-ai-gateway-cluster";
 
-/// The labels the filter puts in its metric names (`name;key_id=...;model=...`).
-pub const METRIC_LABELS: [&str; 6] = ["key_id", "model", "upstream", "outcome", "limit", "result"];
+/// The shipped demo config: the one Envoy config shape (filter chain, Wasm filter settings, route,
+/// access log, stats tags, local replies) that the tests, the benchmark and the docs all use.
+pub const TEMPLATE: &str = "envoy/demo.yaml";
 
-/// The fields of the JSON access log line the shipped configs write.
-pub fn access_log_format() -> Value {
-    json!({
-        "start_time": "%START_TIME%",
-        "request_id": "%REQ(X-REQUEST-ID)%",
-        "method": "%REQ(:METHOD)%",
-        "path": "%REQ_WITHOUT_QUERY(:PATH)%",
-        "status": "%RESPONSE_CODE%",
-        "duration_ms": "%DURATION%",
-        "upstream_cluster": "%UPSTREAM_CLUSTER%",
-        "key_id": "%FILTER_STATE(wasm.ai_gw_key_id:PLAIN)%",
-        "model": "%FILTER_STATE(wasm.ai_gw_model:PLAIN)%",
-        "upstream": "%FILTER_STATE(wasm.ai_gw_upstream:PLAIN)%",
-        "outcome": "%FILTER_STATE(wasm.ai_gw_outcome:PLAIN)%",
-        "cache": "%FILTER_STATE(wasm.ai_gw_cache:PLAIN)%",
-        "limit": "%FILTER_STATE(wasm.ai_gw_limit:PLAIN)%",
-        "input_tokens": "%FILTER_STATE(wasm.ai_gw_input_tokens:PLAIN)%",
-        "output_tokens": "%FILTER_STATE(wasm.ai_gw_output_tokens:PLAIN)%"
-    })
-}
-
-/// The access log's `log_format`: the JSON fields, and the formatter that drops the query string.
-pub fn access_log_format_config() -> Value {
-    json!({
-        "json_format": access_log_format(),
-        "formatters": [ { "name": "envoy.formatter.req_without_query", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery" } } ]
-    })
+/// `envoy/demo.yaml`, as JSON.
+pub fn template() -> Result<Value, String> {
+    let path = crate::paths::repo_root().join(TEMPLATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// What to run: the filter's JSON configuration and the upstream clusters (name, loopback port).
@@ -85,80 +63,64 @@ impl EnvoySetup {
         EnvoySetup { with_filter: false, ..EnvoySetup::new(Value::Null, &[(cluster, port)]) }
     }
 
-    /// The Envoy bootstrap, in the same shape as `envoy/demo.yaml`; the access log goes to
-    /// `access_log` (JSON lines).
-    pub fn bootstrap(&self, wasm: &Path, access_log: &Path) -> Value {
-        let filter_file = access_log.with_file_name("filter").join("ai_gateway.yaml");
-        let clusters: Vec<Value> = self
-            .clusters
-            .iter()
-            .map(|(name, port)| {
-                json!({
-                    "name": name, "type": "STATIC", "connect_timeout": "2s",
-                    "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [ { "endpoint": {
-                        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } } ] } ] }
-                })
-            })
-            .collect();
-        let wasm_filter = json!({ "name": "ai_gateway", "typed_config": wasm_filter(wasm, &self.filter_config) });
-        let router = json!({ "name": "envoy.filters.http.router", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } });
-        let wasm_filter = if self.live_reload {
-            json!({ "name": "ai_gateway", "config_discovery": {
+    /// The Envoy bootstrap: `envoy/demo.yaml` on free ports, with this setup's clusters, filter
+    /// configuration and options; the access log goes to `access_log` (JSON lines).
+    pub fn bootstrap(&self, wasm: &Path, access_log: &Path) -> Result<Value, String> {
+        let mut bootstrap = template()?;
+        bootstrap["node"] = json!({ "id": "ai-gateway-test", "cluster": "ai-gateway-test" });
+        bootstrap["admin"]["address"]["socket_address"]["port_value"] = json!(0);
+        bootstrap["stats_flush_interval"] = json!("1s");
+        let listener = &mut bootstrap["static_resources"]["listeners"][0];
+        listener["address"]["socket_address"]["port_value"] = json!(0);
+        listener["per_connection_buffer_limit_bytes"] = json!(self.buffer_limit_bytes);
+        let manager = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        let log_format = manager["access_log"][0]["typed_config"]["log_format"].take();
+        manager["access_log"] = json!([ { "name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": access_log, "log_format": log_format } } ]);
+        manager["http_protocol_options"] = json!({ "enable_trailers": self.http1_trailers });
+        self.set_filters_and_route(manager, wasm, access_log)?;
+        bootstrap["static_resources"]["clusters"] = Value::Array(self.clusters.iter().map(loopback_cluster).collect());
+        Ok(bootstrap)
+    }
+
+    /// The Wasm filter (with this setup's module and configuration, or from a watched file), and
+    /// the route: to the cluster the filter chose, to a fixed cluster, or (without the filter) to
+    /// the first cluster.
+    fn set_filters_and_route(&self, manager: &mut Value, wasm: &Path, access_log: &Path) -> Result<(), String> {
+        let first_cluster = self.clusters.first().map(|(name, _)| name.clone()).unwrap_or_default();
+        let route = match (&self.fixed_cluster, self.with_filter) {
+            (_, false) => json!({ "cluster": first_cluster, "timeout": "60s" }),
+            (Some(cluster), true) => json!({ "cluster": cluster, "timeout": "60s" }),
+            (None, true) => json!({ "cluster_header": CLUSTER_HEADER, "timeout": "60s" }),
+        };
+        manager["route_config"]["virtual_hosts"][0]["routes"][0]["route"] = route;
+        let filters = manager["http_filters"].as_array_mut().ok_or("the template has no http_filters")?;
+        if !self.with_filter {
+            filters.retain(|filter| filter["name"] != "ai_gateway");
+            return Ok(());
+        }
+        let wasm_filter = filters.iter_mut().find(|f| f["name"] == "ai_gateway").ok_or("no ai_gateway filter")?;
+        let config = &mut wasm_filter["typed_config"]["config"];
+        config["vm_config"]["code"]["local"]["filename"] = json!(wasm);
+        config["configuration"]["value"] = json!(self.filter_config.to_string());
+        if self.live_reload {
+            let filter_file = access_log.with_file_name("filter").join("ai_gateway.yaml");
+            *wasm_filter = json!({ "name": "ai_gateway", "config_discovery": {
                 "config_source": { "path_config_source": {
                     "path": filter_file, "watched_directory": { "path": filter_file.parent() } } },
-                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"] } })
-        } else {
-            wasm_filter
-        };
-        let (http_filters, route) = if self.with_filter {
-            let target = match &self.fixed_cluster {
-                Some(cluster) => json!({ "cluster": cluster, "timeout": "60s" }),
-                None => json!({ "cluster_header": CLUSTER_HEADER, "timeout": "60s" }),
-            };
-            (
-                vec![wasm_filter, router],
-                json!({ "match": { "prefix": "/" }, "route": target, "request_headers_to_remove": [CLUSTER_HEADER] }),
-            )
-        } else {
-            let first = self.clusters.first().map(|(name, _)| name.clone()).unwrap_or_default();
-            (vec![router], json!({ "match": { "prefix": "/" }, "route": { "cluster": first, "timeout": "60s" } }))
-        };
-        let stats_tags: Vec<Value> = METRIC_LABELS
-            .iter()
-            .map(|label| json!({ "tag_name": label, "regex": format!("(;{label}=([^;]*))") }))
-            .collect();
-        json!({
-            "node": { "id": "ai-gateway-test", "cluster": "ai-gateway-test" },
-            "admin": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } } },
-            "stats_config": { "stats_tags": stats_tags },
-            "stats_flush_interval": "1s",
-            "static_resources": {
-                "listeners": [ {
-                    "name": "ai_gateway",
-                    "address": { "socket_address": { "address": "127.0.0.1", "port_value": 0 } },
-                    "per_connection_buffer_limit_bytes": self.buffer_limit_bytes,
-                    "filter_chains": [ { "filters": [ {
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                            "stat_prefix": "ai_gateway",
-                            "codec_type": "AUTO",
-                            "http_protocol_options": { "enable_trailers": self.http1_trailers },
-                            "access_log": [ { "name": "envoy.access_loggers.file", "typed_config": {
-                                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                                "path": access_log,
-                                "log_format": access_log_format_config() } } ],
-                            "route_config": { "name": "models", "virtual_hosts": [ {
-                                "name": "models", "domains": ["*"], "routes": [route] } ] },
-                            "http_filters": http_filters
-                        }
-                    } ] } ]
-                } ],
-                "clusters": clusters
-            }
-        })
+                "type_urls": ["type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"] } });
+        }
+        Ok(())
     }
+}
+
+fn loopback_cluster((name, port): &(String, u16)) -> Value {
+    json!({
+        "name": name, "type": "STATIC", "connect_timeout": "2s",
+        "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [ { "endpoint": {
+            "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } } ] } ] }
+    })
 }
 
 /// A running Envoy. Dropping it kills the process; so does the test process dying.
@@ -205,7 +167,7 @@ impl Envoy {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let config_path = dir.path().join("envoy.json");
         let access_log = dir.path().join("access.log");
-        let bootstrap = setup.bootstrap(&wasm, &access_log);
+        let bootstrap = setup.bootstrap(&wasm, &access_log)?;
         if setup.live_reload {
             std::fs::create_dir_all(dir.path().join("filter")).map_err(|e| e.to_string())?;
             write_filter_resource(dir.path(), &wasm, &setup.filter_config)?;
@@ -306,20 +268,19 @@ impl Drop for Envoy {
     }
 }
 
-/// The filter's typed config, as every shipped Envoy config declares it (`envoy/demo.yaml`).
-fn wasm_filter(wasm: &Path, filter_config: &Value) -> Value {
-    json!({
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        "config": {
-            "name": "ai_gateway", "root_id": "ai_gateway",
-            "allow_on_headers_stop_iteration": true,
-            "failure_policy": "FAIL_CLOSED",
-            "vm_config": { "vm_id": "ai_gateway", "runtime": "envoy.wasm.runtime.v8",
-                           "code": { "local": { "filename": wasm } } },
-            "configuration": { "@type": "type.googleapis.com/google.protobuf.StringValue",
-                               "value": filter_config.to_string() }
-        }
-    })
+/// The filter's typed config as `envoy/demo.yaml` declares it, with this module and configuration.
+fn wasm_filter(wasm: &Path, filter_config: &Value) -> Result<Value, String> {
+    let template = template()?;
+    let filters =
+        &template["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+    let mut typed_config = filters
+        .as_array()
+        .and_then(|filters| filters.iter().find(|f| f["name"] == "ai_gateway"))
+        .map(|filter| filter["typed_config"].clone())
+        .ok_or("the template has no ai_gateway filter")?;
+    typed_config["config"]["vm_config"]["code"]["local"]["filename"] = json!(wasm);
+    typed_config["config"]["configuration"]["value"] = json!(filter_config.to_string());
+    Ok(typed_config)
 }
 
 /// Writes the filter as an extension config resource into `dir/filter/ai_gateway.yaml`, atomically.
@@ -327,7 +288,7 @@ fn write_filter_resource(dir: &Path, wasm: &Path, filter_config: &Value) -> Resu
     let resource = json!({ "resources": [ {
         "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
         "name": "ai_gateway",
-        "typed_config": wasm_filter(wasm, filter_config)
+        "typed_config": wasm_filter(wasm, filter_config)?
     } ] });
     let filter_dir = dir.join("filter");
     let next = filter_dir.join("next.tmp");
