@@ -40,6 +40,3 @@ def upstream_requests(gateway, mock):
     with urllib.request.urlopen(gateway["mocks"][mock]) as response:
         return json.load(response)
 
-
-def header(record, name):
-    return next((value for key, value in record["headers"] if key == name), None)

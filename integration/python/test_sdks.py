@@ -1,14 +1,10 @@
-"""The official OpenAI and Anthropic Python SDKs against a real Envoy running the filter."""
-
-import json
-import urllib.error
-import urllib.request
+"""The official OpenAI and Anthropic Python SDKs against a real Envoy running the filter: only what the
+SDKs add (their exception classes, their parsers and stream iterators, their retry-after handling).
+Everything else is tested once, in Rust (integration/tests)."""
 
 import anthropic
 import openai
 import pytest
-
-from conftest import header, upstream_requests
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 
@@ -28,15 +24,6 @@ def test_openai_bad_key_raises_authentication_error(gateway, key):
     assert error.value.code == "invalid_api_key"
 
 
-def test_no_credentials_at_all_is_401(gateway):
-    request = urllib.request.Request(gateway["url"] + "/v1/chat/completions", data=b'{"model":"gpt-mini"}',
-                                     headers={"content-type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(request)
-    assert error.value.code == 401
-    assert json.load(error.value)["error"]["code"] == "invalid_api_key"
-
-
 def test_openai_chat_json_and_stream(gateway):
     client = openai_client(gateway, gateway["keys"]["alpha"])
     completion = client.chat.completions.create(model="gpt-mini", messages=MESSAGES)
@@ -44,17 +31,6 @@ def test_openai_chat_json_and_stream(gateway):
     stream = client.chat.completions.create(model="gpt-mini", messages=MESSAGES, stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "Hello from openai-a"
-
-
-def test_upstream_sees_provider_headers_and_rewritten_model_never_client_secrets(gateway):
-    key = gateway["keys"]["alpha"]
-    client = openai_client(gateway, key, default_headers={"x-ai-gateway-key-id": "admin"})
-    client.chat.completions.create(model="gpt-mini", messages=MESSAGES)
-    seen = upstream_requests(gateway, "openai")[-1]
-    assert json.loads(seen["body"])["model"] == "gpt-4o-mini-2024-07-18"
-    assert header(seen, "authorization") == "Bearer sk-provider-openai"
-    assert header(seen, "x-ai-gateway-key-id") == "alpha"
-    assert all(key not in value for _, value in seen["headers"])
 
 
 def test_openai_permission_and_not_found_errors(gateway):
@@ -79,9 +55,6 @@ def test_anthropic_messages_json_and_stream(gateway):
     message = client.messages.create(model="claude-haiku", max_tokens=8, messages=MESSAGES)
     assert message.content[0].text == "Hello from anthropic"
     assert message.usage.output_tokens == 8
-    seen = upstream_requests(gateway, "anthropic")[-1]
-    assert json.loads(seen["body"])["model"] == "claude-3-5-haiku-latest"
-    assert header(seen, "x-api-key") == "provider-anthropic-key"
     with client.messages.stream(model="claude-haiku", max_tokens=8, messages=MESSAGES) as stream:
         assert "".join(stream.text_stream) == "Hello from anthropic"
         assert stream.get_final_message().usage.output_tokens == 8
@@ -99,17 +72,6 @@ def test_anthropic_errors(gateway):
     with pytest.raises(anthropic.BadRequestError):
         anthropic_client(gateway, gateway["keys"]["alpha"]).messages.create(model="", max_tokens=8,
                                                                             messages=MESSAGES)
-
-
-def test_weighted_targets_split_traffic(gateway):
-    client = openai_client(gateway, gateway["keys"]["alpha"])
-    before = len(upstream_requests(gateway, "openai")), len(upstream_requests(gateway, "openai_b"))
-    for _ in range(200):
-        client.chat.completions.create(model="split", messages=MESSAGES)
-    a = len(upstream_requests(gateway, "openai")) - before[0]
-    b = len(upstream_requests(gateway, "openai_b")) - before[1]
-    assert a + b == 200
-    assert 115 <= a <= 185, (a, b)  # weights 3:1 -> 150 expected, sd 6.1
 
 
 def test_openai_rate_limit_error_carries_retry_after_and_headers_count_down(gateway):
