@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (README, "Performance"): builds everything in release mode, then measures plain Envoy,
+# The benchmark (docs/performance.md): builds everything in release mode, then measures plain Envoy,
 # Envoy with the filter (four configurations) and LiteLLM's proxy on the same upstream, interleaved,
 # and prints the table with ratios. The first run installs its tools into .bench/: the oha load
 # generator (from crates.io, a few minutes to compile) and LiteLLM (from PyPI).
@@ -23,13 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/bench.sh; }
-for arg in "$@"; do
-    case "$arg" in
-        -h | --help) usage; exit 0 ;;
-        *) printf 'bench.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
-    esac
-done
+. scripts/options.sh
+only_help_option "$@"
 
 # As target/release/bench reads BENCH_ONLY (integration/src/bin/bench.rs): empty means every
 # configuration, else a comma-separated list of letters; (a) is always measured.

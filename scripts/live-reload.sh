@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the live-reload setup (README, "Changing keys without a restart"): Envoy with
+# Starts the live-reload setup (docs/deploy.md, "Changing keys without a restart"): Envoy with
 # envoy/live-reload.yaml on 127.0.0.1:10001 (admin on 9902), whose filter configuration is
 # envoy/live-reload/ai_gateway.yaml, a file Envoy watches, in front of the mock model provider on
 # 127.0.0.1:18080. If ./scripts/demo.sh is running, it shares the demo's mock provider; otherwise it

@@ -15,13 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/setup.sh; }
-for arg in "$@"; do
-    case "$arg" in
-        -h | --help) usage; exit 0 ;;
-        *) printf 'setup.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
-    esac
-done
+. scripts/options.sh
+only_help_option "$@"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

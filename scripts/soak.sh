@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A bounded soak (README, "Hardening"): a few minutes of traffic over many keys, models and distinct
+# A bounded soak (docs/security.md, "Hardening"): a few minutes of traffic over many keys, models and distinct
 # prompts through a real Envoy with the filter, sampling Envoy's memory every 10 s.
 # Settings (environment): SOAK_SECONDS (180), SOAK_CONCURRENCY (16). Report: target/soak/report.md.
 #
@@ -12,13 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/soak.sh; }
-for arg in "$@"; do
-    case "$arg" in
-        -h | --help) usage; exit 0 ;;
-        *) printf 'soak.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
-    esac
-done
+. scripts/options.sh
+only_help_option "$@"
 
 ./scripts/setup.sh
 printf '\n==> %s\n' "Building the soak driver (release)" >&2

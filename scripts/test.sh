@@ -14,13 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p;}' scripts/test.sh; }
-for arg in "$@"; do
-    case "$arg" in
-        -h | --help) usage; exit 0 ;;
-        *) printf 'test.sh: unknown option: %s\n\n' "$arg" >&2; usage >&2; exit 2 ;;
-    esac
-done
+. scripts/options.sh
+only_help_option "$@"
 
 ./scripts/setup.sh
 

@@ -97,7 +97,7 @@ fn start_envoy(setup: EnvoySetup) -> Result<Envoy, String> {
     Envoy::start(&EnvoySetup { concurrency: 1, ..setup })
 }
 
-/// LiteLLM's proxy with a master key (see the README for why not a virtual key).
+/// LiteLLM's proxy with a master key (docs/performance.md says why not a virtual key).
 struct LiteLlm {
     child: Child,
     port: u16,
