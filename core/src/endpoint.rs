@@ -22,6 +22,17 @@ impl ModelEndpoint {
         }
     }
 
+    /// The endpoint's path after the `/v1` prefix.
+    pub fn path_suffix(self) -> &'static str {
+        match self {
+            ModelEndpoint::ChatCompletions => "/chat/completions",
+            ModelEndpoint::Completions => "/completions",
+            ModelEndpoint::Embeddings => "/embeddings",
+            ModelEndpoint::Responses => "/responses",
+            ModelEndpoint::Messages => "/messages",
+        }
+    }
+
     /// The API a provider must speak to serve this endpoint.
     pub fn api(self) -> Api {
         match self {

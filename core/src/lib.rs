@@ -17,6 +17,7 @@ pub mod quota;
 pub mod request_body;
 pub mod routing;
 pub mod upstream_headers;
+pub mod upstream_path;
 pub mod usage;
 
 #[cfg(any(test, feature = "test-support"))]

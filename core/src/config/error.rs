@@ -34,7 +34,9 @@ pub enum Problem {
     BadHeaderValue,
     /// A credential header listed in `forward_headers`: client credentials never reach a provider.
     CredentialNotForwardable(String),
-    ZeroCacheSetting,
+    NotPositive,
+    BadPathPrefix(String),
+    BadQuery(String),
     NoModels,
 }
 
@@ -82,7 +84,14 @@ impl fmt::Display for ConfigError {
                 f,
                 "{name:?} carries the client's gateway key and is never forwarded; set the provider's credential in `headers`"
             ),
-            Problem::ZeroCacheSetting => write!(f, "must be a positive integer"),
+            Problem::NotPositive => write!(f, "must be a positive integer"),
+            Problem::BadPathPrefix(prefix) => write!(
+                f,
+                "{prefix:?} is not a path prefix: start with `/`, no trailing `/`, URL path characters and `{{model}}` only (e.g. \"/v1beta/openai\" or \"/openai/deployments/{{model}}\")"
+            ),
+            Problem::BadQuery(query) => {
+                write!(f, "{query:?} is not a query string: no `?`, `#` or spaces (e.g. \"api-version=2024-10-21\")")
+            }
             Problem::NoModels => write!(f, "configure at least one model"),
         }
     }

@@ -66,6 +66,10 @@ pub struct Upstream {
     pub headers: Vec<(String, String)>,
     /// Client request headers forwarded to this upstream besides the default ones (lowercase).
     pub forward_headers: Vec<String>,
+    /// Replaces the `/v1` of the endpoint's path; may hold `{model}` (the model sent upstream).
+    pub path_prefix: String,
+    /// The query string sent upstream (without `?`); `None` keeps the client's.
+    pub query: Option<String>,
 }
 
 /// A client-facing model name and the weighted targets it routes to.
@@ -74,7 +78,12 @@ pub struct Model {
     pub name: String,
     pub targets: Vec<Target>,
     pub total_weight: u32,
+    /// `max_tokens` sent to a provider that requires it (Anthropic) when the client sent none.
+    pub default_max_tokens: u64,
 }
+
+/// `models.NAME.default_max_tokens` when it is not configured.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 #[derive(Debug)]
 pub struct Target {
@@ -117,12 +126,16 @@ impl Config {
             if name.is_empty() {
                 return Err(ConfigError::new(field, Problem::Empty));
             }
+            let default_max_tokens = match route.default_max_tokens {
+                Some(0) => return Err(ConfigError::new(format!("{field}.default_max_tokens"), Problem::NotPositive)),
+                other => other.unwrap_or(DEFAULT_MAX_TOKENS),
+            };
             let targets = validate_route(&field, route, &upstream_index)?;
             let total_weight = targets
                 .iter()
                 .try_fold(0u32, |sum, t| sum.checked_add(t.weight))
                 .ok_or_else(|| ConfigError::new(format!("{field}.targets"), Problem::WeightsTooLarge))?;
-            models.push(Model { name, targets, total_weight });
+            models.push(Model { name, targets, total_weight, default_max_tokens });
         }
         let model_by_name: HashMap<String, usize> =
             models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
@@ -200,6 +213,13 @@ fn validate_upstreams(
             headers.push((header, value));
         }
         let forward_headers = validate_forward_headers(&field, upstream.forward_headers, cluster_header)?;
+        let path_prefix = match upstream.path_prefix {
+            None => DEFAULT_PATH_PREFIX.to_owned(),
+            Some(prefix) => checked_path_prefix(&format!("{field}.path_prefix"), prefix)?,
+        };
+        if let Some(query) = &upstream.query {
+            checked_query(&format!("{field}.query"), query)?;
+        }
         index.insert(name.clone(), upstreams.len());
         upstreams.push(Upstream {
             name,
@@ -208,9 +228,36 @@ fn validate_upstreams(
             authority: upstream.authority,
             headers,
             forward_headers,
+            path_prefix,
+            query: upstream.query,
         });
     }
     Ok((upstreams, index))
+}
+
+/// The path prefix of every model endpoint (`/v1/chat/completions`, `/v1/messages`, ...).
+pub const DEFAULT_PATH_PREFIX: &str = "/v1";
+
+/// A path prefix: starts with `/`, no trailing `/`, only URL path characters and `{model}`.
+fn checked_path_prefix(field: &str, prefix: String) -> Result<String, ConfigError> {
+    let without_placeholder = prefix.replace("{model}", "");
+    let is_path_char = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%".contains(c);
+    let valid = prefix.starts_with('/')
+        && (prefix.len() == 1 || !prefix.ends_with('/'))
+        && without_placeholder.chars().all(is_path_char);
+    if !valid {
+        return Err(ConfigError::new(field, Problem::BadPathPrefix(prefix)));
+    }
+    Ok(if prefix == "/" { String::new() } else { prefix })
+}
+
+/// A query string: no `?` or `#`, printable, no spaces.
+fn checked_query(field: &str, query: &str) -> Result<(), ConfigError> {
+    let valid = !query.is_empty() && query.chars().all(|c| c.is_ascii_graphic() && c != '?' && c != '#');
+    if !valid {
+        return Err(ConfigError::new(field, Problem::BadQuery(query.to_owned())));
+    }
+    Ok(())
 }
 
 fn is_reserved_header(header: &str, cluster_header: &str) -> bool {
@@ -366,7 +413,7 @@ fn validate_cache(raw: RawCache) -> Result<CacheSettings, ConfigError> {
         ("max_entry_bytes", u64::from(raw.max_entry_bytes)),
     ] {
         if value == 0 {
-            return Err(ConfigError::new(format!("cache.{name}"), Problem::ZeroCacheSetting));
+            return Err(ConfigError::new(format!("cache.{name}"), Problem::NotPositive));
         }
     }
     Ok(CacheSettings {

@@ -88,6 +88,10 @@ pub struct RawUpstream {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
 }
 
 /// A model route: either `upstream` (+ optional `model`) or `targets`; which one is checked later.
@@ -100,6 +104,8 @@ pub struct RawRoute {
     pub model: Option<String>,
     #[serde(default)]
     pub targets: Option<Vec<RawTarget>>,
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -19,6 +19,7 @@ use crate::quota::reservation::{self, Declared, Reservation};
 use crate::request_body::{self, RequestFields};
 use crate::routing::{self, Resolved};
 use crate::upstream_headers;
+use crate::upstream_path::upstream_path;
 
 /// What the body phase decided.
 pub(super) enum Decision {
@@ -184,6 +185,12 @@ fn rewrite(io: &mut Io, cluster_header: &str, routed: &Routed) -> Option<Vec<u8>
         headers.set(name, value);
     }
     let fields = &routed.fields;
+    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&fields.model);
+    let client_path = headers.get(":path").unwrap_or_default();
+    let path = upstream_path(upstream, routed.endpoint, upstream_model, &client_path);
+    if path != client_path {
+        headers.set(":path", &path);
+    }
     let mut edits = Vec::new();
     if let Some(upstream_model) = routed.resolved.target.model.as_deref().filter(|m| *m != fields.model) {
         edits.push(request_body::set_model(fields, upstream_model));

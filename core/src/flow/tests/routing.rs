@@ -220,3 +220,39 @@ fn a_custom_cluster_header_cannot_be_sent_by_the_client() {
     body_phase(&mut flow, &mut headers, &store, r#"{"model":"gpt"}"#);
     assert_eq!(headers.get("x-route-cluster").as_deref(), Some("openai_cluster"));
 }
+
+#[test]
+fn upstream_paths_follow_the_configured_prefix_and_query() {
+    let config = TestConfig::new()
+        .key("alpha", &["sk-alpha"], json!({}))
+        .with(
+            "upstreams",
+            json!({
+                "azure": { "path_prefix": "/openai/deployments/{model}", "query": "api-version=2024-10-21",
+                           "headers": { "api-key": "azure-key" } },
+                "gemini": { "path_prefix": "/v1beta/openai" }
+            }),
+        )
+        .with(
+            "models",
+            json!({ "prod": { "upstream": "azure", "model": "gpt-4o-prod" }, "gemini": { "upstream": "gemini" } }),
+        )
+        .build();
+    let store = FakeStore::default();
+    let cases = [
+        (
+            "prod",
+            "/v1/chat/completions?api-version=client",
+            "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+        ),
+        ("gemini", "/v1/chat/completions", "/v1beta/openai/chat/completions"),
+        ("gemini", "/v1/embeddings?x=1", "/v1beta/openai/embeddings?x=1"),
+    ];
+    for (model, client_path, upstream_path) in cases {
+        let body = json!({ "model": model, "input": "hi", "messages": [] }).to_string();
+        let mut trip =
+            Trip::send(&config, &store, NOW, request("POST", client_path, &[("api-key", "sk-alpha")]), &body);
+        assert!(trip.outcome.is_ok(), "{model} {client_path}");
+        assert_eq!(trip.headers.get(":path").as_deref(), Some(upstream_path), "{model} {client_path}");
+    }
+}
