@@ -3,7 +3,7 @@
 
 use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
 use ai_gateway_core::config::Config;
-use ai_gateway_core::flow::{BodyAction, HeadersAction, Io, LocalReply, RequestFlow};
+use ai_gateway_core::flow::{BodyAction, BodyProgress, HeadersAction, Io, LocalReply, RequestFlow};
 use ai_gateway_core::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
 use ai_gateway_core::ports::{Clock, HeaderMap, SharedStore, StoreError};
 use ai_gateway_core::quota;
@@ -256,11 +256,16 @@ impl HttpContext for GatewayHttp {
         }
     }
 
-    fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
-        if !end_of_stream {
-            return Action::Pause;
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return self.decide_on_request();
         }
-        self.decide_on_request()
+        let progress = self.flow.on_request_body_progress(body_size);
+        self.flush();
+        match progress {
+            BodyProgress::KeepReading => Action::Pause,
+            BodyProgress::Respond(reply) => respond(reply),
+        }
     }
 
     /// Trailers end the request just as a last data frame does (HTTP/2 trailers, HTTP/1.1 chunked

@@ -96,6 +96,7 @@ fn benches(c: &mut Criterion) {
             upstream: "openai",
             upstream_model: "gpt-4o-mini-2024-07-18",
             endpoint: ModelEndpoint::ChatCompletions,
+            authority: "api.openai.com",
             query: "",
             headers: &[],
             body: &body,

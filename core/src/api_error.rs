@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    /// The request body is larger than the gateway accepts (`max_request_body_bytes`).
+    PayloadTooLarge,
     UnsupportedMediaType,
     /// A request limit (`requests_per_*`) is exhausted.
     RequestLimit,
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::Forbidden => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
+            ErrorKind::PayloadTooLarge => 413,
             ErrorKind::UnsupportedMediaType => 415,
             ErrorKind::RequestLimit | ErrorKind::TokenLimit => 429,
             ErrorKind::Internal => 500,
@@ -58,6 +61,7 @@ impl ErrorKind {
             ErrorKind::Unauthorized => "authentication_error",
             ErrorKind::Forbidden => "permission_error",
             ErrorKind::NotFound => "not_found_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::RequestLimit | ErrorKind::TokenLimit => "rate_limit_error",
             ErrorKind::Internal => "api_error",
             ErrorKind::Unavailable => "overloaded_error",
@@ -121,6 +125,7 @@ mod tests {
             (ErrorKind::Unauthorized, 401, "invalid_request_error", "authentication_error"),
             (ErrorKind::Forbidden, 403, "invalid_request_error", "permission_error"),
             (ErrorKind::NotFound, 404, "invalid_request_error", "not_found_error"),
+            (ErrorKind::PayloadTooLarge, 413, "invalid_request_error", "request_too_large"),
             (ErrorKind::RequestLimit, 429, "requests", "rate_limit_error"),
             (ErrorKind::TokenLimit, 429, "tokens", "rate_limit_error"),
             (ErrorKind::Internal, 500, "server_error", "api_error"),

@@ -48,7 +48,7 @@ impl Outcome {
     /// The outcome of an error the gateway answered itself, from the error's kind.
     pub fn of_error(kind: ErrorKind) -> Outcome {
         match kind {
-            ErrorKind::BadRequest => Outcome::BadRequest,
+            ErrorKind::BadRequest | ErrorKind::PayloadTooLarge => Outcome::BadRequest,
             ErrorKind::Unauthorized => Outcome::Unauthorized,
             ErrorKind::Forbidden => Outcome::Forbidden,
             ErrorKind::NotFound => Outcome::NotFound,
@@ -193,6 +193,7 @@ mod tests {
     fn error_kinds_map_to_outcomes() {
         let cases = [
             (ErrorKind::BadRequest, "bad_request"),
+            (ErrorKind::PayloadTooLarge, "bad_request"),
             (ErrorKind::Unauthorized, "unauthorized"),
             (ErrorKind::Forbidden, "forbidden"),
             (ErrorKind::NotFound, "not_found"),

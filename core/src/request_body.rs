@@ -13,11 +13,19 @@ pub struct RequestFields {
     /// Byte range of `model`'s JSON string (quotes included) in the body.
     pub model_span: Range<usize>,
     pub stream: bool,
-    /// The output cap the client declared (`max_tokens`, `max_completion_tokens` or `max_output_tokens`).
-    pub max_output_tokens: Option<u64>,
+    /// The output caps the client declared; which one counts depends on the endpoint.
+    pub output_caps: OutputCaps,
     /// Number of choices requested (`n`), 1 when absent.
     pub choices: u64,
     pub stream_options: StreamOptions,
+}
+
+/// The output-cap fields of the APIs, as the client sent them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputCaps {
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    pub max_output_tokens: Option<u64>,
 }
 
 /// What the body says about `stream_options.include_usage`, and where `stream_options` sits.
@@ -106,7 +114,11 @@ pub fn read_fields(body: &[u8]) -> Result<RequestFields, ApiError> {
         model,
         model_span,
         stream: top.stream.unwrap_or(false),
-        max_output_tokens: top.max_completion_tokens.or(top.max_tokens).or(top.max_output_tokens),
+        output_caps: OutputCaps {
+            max_tokens: top.max_tokens,
+            max_completion_tokens: top.max_completion_tokens,
+            max_output_tokens: top.max_output_tokens,
+        },
         choices: top.n.unwrap_or(1).max(1),
         stream_options,
     })
@@ -249,15 +261,18 @@ mod tests {
 
     #[test]
     fn reads_declared_output_caps_and_choices() {
-        let cases: &[(&str, Option<u64>, u64)] = &[
-            (r#"{"model":"m"}"#, None, 1),
-            (r#"{"model":"m","max_tokens":100}"#, Some(100), 1),
-            (r#"{"model":"m","max_tokens":100,"max_completion_tokens":50,"n":3}"#, Some(50), 3),
-            (r#"{"model":"m","max_output_tokens":70,"n":0}"#, Some(70), 1),
+        type Caps = (Option<u64>, Option<u64>, Option<u64>);
+        let cases: &[(&str, Caps, u64)] = &[
+            (r#"{"model":"m"}"#, (None, None, None), 1),
+            (r#"{"model":"m","max_tokens":100}"#, (Some(100), None, None), 1),
+            (r#"{"model":"m","max_tokens":100,"max_completion_tokens":50,"n":3}"#, (Some(100), Some(50), None), 3),
+            (r#"{"model":"m","max_output_tokens":70,"n":0}"#, (None, None, Some(70)), 1),
         ];
         for (body, max, choices) in cases {
             let fields = read_fields(body.as_bytes()).unwrap();
-            assert_eq!((fields.max_output_tokens, fields.choices), (*max, *choices), "{body}");
+            let caps = fields.output_caps;
+            let got = (caps.max_tokens, caps.max_completion_tokens, caps.max_output_tokens);
+            assert_eq!((got, fields.choices), (*max, *choices), "{body}");
         }
         for body in
             [r#"{"model":"m","max_tokens":-1}"#, r#"{"model":"m","n":"2"}"#, r#"{"model":"m","stream_options":5}"#]

@@ -11,10 +11,24 @@ use crate::ports::HeaderMap;
 pub const API_HEADERS: [&str; 5] = ["content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta"];
 
 /// Headers of the proxy rather than of the client's request: kept, and never part of a cache key.
-const PROXY_HEADERS: [&str; 7] =
-    ["content-length", "x-request-id", "traceparent", "tracestate", "b3", "x-ot-span-context", "x-cloud-trace-context"];
-/// Prefixes of proxy headers (Envoy's own, the forwarding chain, Zipkin tracing) and the gateway's.
-const PROXY_PREFIXES: [&str; 4] = ["x-envoy-", "x-forwarded-", "x-b3-", GATEWAY_HEADER_PREFIX];
+/// Exact names only: a client cannot pass `x-forwarded-authorization` or `x-envoy-anything` along by
+/// giving it a familiar prefix.
+const PROXY_HEADERS: [&str; 14] = [
+    "content-length",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-ot-span-context",
+    "x-cloud-trace-context",
+];
 
 /// What happens to one client request header on its way to a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +45,8 @@ pub enum Treatment {
 pub fn treatment(name: &str, allowed: &[String], cluster_header: &str) -> Treatment {
     let is_proxy_header = name.starts_with(':')
         || name == cluster_header
-        || PROXY_HEADERS.contains(&name)
-        || PROXY_PREFIXES.iter().any(|prefix| name.starts_with(prefix));
+        || name.starts_with(GATEWAY_HEADER_PREFIX)
+        || PROXY_HEADERS.contains(&name);
     if is_proxy_header {
         Treatment::Proxy
     } else if API_HEADERS.contains(&name) || allowed.iter().any(|a| a == name) {
@@ -62,6 +76,24 @@ pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &s
     answer_changing
 }
 
+/// Provider response headers a client never receives: they describe the provider account the
+/// gateway uses (its rate limits, its organization) or set its cookies. The gateway's own
+/// `x-ratelimit-*` headers describe the client's key instead.
+pub fn provider_headers_to_remove(names: Vec<String>) -> Vec<String> {
+    const PREFIXES: [&str; 2] = ["x-ratelimit-", "anthropic-ratelimit-"];
+    const NAMES: [&str; 4] = ["openai-organization", "openai-project", "anthropic-organization-id", "set-cookie"];
+    let mut removed: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            let lower = name.to_ascii_lowercase();
+            PREFIXES.iter().any(|prefix| lower.starts_with(prefix)) || NAMES.contains(&lower.as_str())
+        })
+        .collect();
+    removed.sort();
+    removed.dedup();
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,10 +105,13 @@ mod tests {
         let cases = [
             (":path", Treatment::Proxy),
             ("x-request-id", Treatment::Proxy),
-            ("x-envoy-expected-rq-timeout-ms", Treatment::Proxy),
             ("x-forwarded-proto", Treatment::Proxy),
             ("traceparent", Treatment::Proxy),
             ("x-b3-traceid", Treatment::Proxy),
+            ("x-envoy-original-path", Treatment::Removed),
+            ("x-forwarded-authorization", Treatment::Removed),
+            ("x-forwarded-user", Treatment::Removed),
+            ("x-b3-anything", Treatment::Removed),
             ("x-ai-gateway-key-id", Treatment::Proxy),
             ("route-to", Treatment::Proxy),
             ("content-length", Treatment::Proxy),
@@ -91,6 +126,31 @@ mod tests {
         for (name, expected) in cases {
             assert_eq!(treatment(name, &allowed, "route-to"), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn provider_account_headers_never_reach_the_client() {
+        let names = [
+            "x-ratelimit-remaining-requests",
+            "anthropic-ratelimit-tokens-remaining",
+            "openai-organization",
+            "Set-Cookie",
+            "set-cookie",
+            "retry-after",
+            "x-request-id",
+            "content-type",
+        ];
+        let removed = provider_headers_to_remove(names.iter().map(|n| n.to_string()).collect());
+        assert_eq!(
+            removed,
+            [
+                "Set-Cookie",
+                "anthropic-ratelimit-tokens-remaining",
+                "openai-organization",
+                "set-cookie",
+                "x-ratelimit-remaining-requests"
+            ]
+        );
     }
 
     #[test]

@@ -202,3 +202,67 @@ async fn the_access_log_never_holds_the_query_string() {
     assert!(!format!("{log:?}").contains(secret));
     assert!(!gateway.envoy.log().contains(secret));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoys_own_errors_reach_the_client_in_its_api_format() {
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = filter_config();
+    config["upstreams"]["dead_openai"] = json!({ "cluster": "dead" });
+    config["upstreams"]["dead_anthropic"] = json!({ "cluster": "dead", "api": "anthropic" });
+    config["models"]["dead-gpt"] = json!({ "upstream": "dead_openai" });
+    config["models"]["dead-claude"] = json!({ "upstream": "dead_anthropic" });
+    let gateway = Gateway::start_with_setup(config, |setup| setup.clusters.push(("dead".to_owned(), dead_port)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let http = reqwest::Client::new();
+    // The provider is down: Envoy's 503, as each API's error.
+    let response = http
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(ALPHA)
+        .json(&json!({ "model": "dead-gpt", "messages": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("upstream"), "{body}");
+    let response = http
+        .post(gateway.url("/v1/messages"))
+        .header("x-api-key", ALPHA)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({ "model": "dead-claude", "max_tokens": 5, "messages": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((body["type"].as_str(), body["error"]["type"].as_str()), (Some("error"), Some("api_error")), "{body}");
+
+    // A malformed request (both content-length and chunked) is refused by Envoy's HTTP/1 codec
+    // before any filter or local-reply mapping runs: a plain 400, and nothing is forwarded.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.envoy.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer {ALPHA}\r\nContent-Length: 5\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+
+    // A body over the limit over HTTP/2 (Envoy's stream buffers allow more): the filter's 413.
+    let big = format!(r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(12 << 20));
+    let pieces: Vec<&str> = big.as_bytes().chunks(1 << 20).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let (status, body) = h2_request(
+        gateway.envoy.port,
+        &[("authorization", &bearer(ALPHA)), ("content-type", "application/json")],
+        &pieces,
+        false,
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("request_too_large")), "{body}");
+    assert!(gateway.openai.requests().is_empty());
+}

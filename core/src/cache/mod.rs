@@ -47,6 +47,8 @@ pub struct KeyMaterial<'a> {
     pub upstream: &'a str,
     pub upstream_model: &'a str,
     pub endpoint: ModelEndpoint,
+    /// The `:authority` the provider receives (the upstream's, or the client's when it has none).
+    pub authority: &'a str,
     /// The request's query string (`api-version=...`), empty when there is none.
     pub query: &'a str,
     /// The client headers forwarded to the provider that may change its answer, sorted by name
@@ -61,8 +63,9 @@ fn update_field(hasher: &mut Sha256, field: &[u8]) {
     hasher.update(field);
 }
 
-/// The cache key: SHA-256 over the scope, the upstream and upstream model, the endpoint, the query
-/// string, the forwarded answer-changing headers and the body bytes, each length-prefixed.
+/// The cache key: SHA-256 over the scope, the upstream and upstream model, the endpoint, the
+/// authority the provider sees, the query string, the forwarded answer-changing headers and the body
+/// bytes, each length-prefixed.
 ///
 /// The body is hashed exactly as sent, not re-serialised: two bodies that any JSON reader could
 /// read differently (duplicate keys, numbers past 64 bits, escapes) never share an entry. SDKs
@@ -76,6 +79,7 @@ pub fn cache_key(settings: &CacheSettings, material: &KeyMaterial) -> [u8; 32] {
     update_field(&mut hasher, material.upstream.as_bytes());
     update_field(&mut hasher, material.upstream_model.as_bytes());
     update_field(&mut hasher, format!("{:?}", material.endpoint).as_bytes());
+    update_field(&mut hasher, material.authority.as_bytes());
     update_field(&mut hasher, material.query.as_bytes());
     hasher.update((material.headers.len() as u64).to_le_bytes());
     for (name, value) in material.headers {

@@ -125,6 +125,7 @@ mod tests {
             upstream: "u",
             upstream_model: "m",
             endpoint: ModelEndpoint::ChatCompletions,
+            authority: "a",
             query: "",
             headers: &[],
             body,

@@ -15,6 +15,7 @@ fn material(key_id: &str, body: &str) -> KeyMaterial<'static> {
         upstream: "openai",
         upstream_model: "gpt-4o",
         endpoint: ModelEndpoint::ChatCompletions,
+        authority: "api.openai.com",
         query: "",
         headers: &[],
         body: Box::leak(body.as_bytes().to_vec().into_boxed_slice()),
@@ -73,7 +74,17 @@ fn everything_that_changes_the_answer_changes_the_key() {
     with_organization.headers = &organization;
     let mut with_query = material("k", base_body);
     with_query.query = "api-version=2024-10-21";
-    variants.extend([other_upstream, other_model, other_endpoint, with_header, with_organization, with_query]);
+    let mut other_host = material("k", base_body);
+    other_host.authority = "tenant-b.example";
+    variants.extend([
+        other_upstream,
+        other_model,
+        other_endpoint,
+        with_header,
+        with_organization,
+        with_query,
+        other_host,
+    ]);
     for variant in &variants {
         assert_ne!(key(&s, variant), base, "{:?}", std::str::from_utf8(variant.body));
     }

@@ -28,7 +28,12 @@ pub struct Config {
     model_by_name: HashMap<String, usize>,
     pub cache: Option<CacheSettings>,
     pub cluster_header: String,
+    /// Request bodies larger than this are answered 413 in the client's format.
+    pub max_request_body_bytes: u64,
 }
+
+/// `max_request_body_bytes` when it is not configured: the shipped configs' buffer limit.
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct Key {
@@ -152,7 +157,20 @@ impl Config {
         }
 
         let cache = raw.cache.map(validate_cache).transpose()?;
-        Ok(Config { keys, key_by_digest, upstreams, models, model_by_name, cache, cluster_header })
+        let max_request_body_bytes = match raw.max_request_body_bytes {
+            Some(0) => return Err(ConfigError::new("max_request_body_bytes", Problem::NotPositive)),
+            other => other.unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
+        };
+        Ok(Config {
+            keys,
+            key_by_digest,
+            upstreams,
+            models,
+            model_by_name,
+            cache,
+            cluster_header,
+            max_request_body_bytes,
+        })
     }
 
     /// The key with this digest, and its index for [`Config::key`].

@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     #[serde(default)]
     pub cluster_header: Option<String>,
+    #[serde(default)]
+    pub max_request_body_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]

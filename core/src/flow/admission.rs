@@ -15,7 +15,7 @@ use crate::config::{Config, Key};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
-use crate::quota::reservation::{self, Declared, Reservation};
+use crate::quota::reservation::{self, Reservation};
 use crate::request_body::{self, RequestFields};
 use crate::routing::{self, Resolved};
 use crate::upstream_headers;
@@ -50,7 +50,10 @@ pub(super) fn decide(
     let routed = match route(config, key_index, endpoint, body, random, report) {
         Ok(routed) => routed,
         Err(error) => {
-            return Decision::Answer(with_rate_headers(LocalReply::error(&error, endpoint.format()), &rate_headers))
+            if let Some(key) = config.key(key_index) {
+                rate_headers.fill_missing(io.store, key, io.clock.now_ns());
+            }
+            return Decision::Answer(with_rate_headers(LocalReply::error(&error, endpoint.format()), &rate_headers));
         }
     };
     let cache_control = io.headers.get("cache-control");
@@ -59,8 +62,7 @@ pub(super) fn decide(
     let recorder = match ask_cache(config, &routed, io, cache_control.as_deref(), &forwarded_headers, report) {
         Ok(recorder) => recorder,
         Err(hit) => {
-            let now_ns = io.clock.now_ns();
-            rate_headers.set(LimitFamily::Tokens, reservation::token_status(io.store, routed.key, now_ns));
+            rate_headers.fill_missing(io.store, routed.key, io.clock.now_ns());
             return Decision::Answer(with_rate_headers(hit_reply(hit), &rate_headers));
         }
     };
@@ -108,11 +110,13 @@ fn ask_cache(
 ) -> Result<Option<Recorder>, Hit> {
     let Some(settings) = &config.cache else { return Ok(None) };
     let path = io.headers.get(":path").unwrap_or_default();
+    let client_authority = io.headers.get(":authority").unwrap_or_default();
     let material = KeyMaterial {
         key_id: &routed.key.id,
         upstream: &routed.resolved.upstream.name,
         upstream_model: routed.resolved.target.model.as_deref().unwrap_or(&routed.fields.model),
         endpoint: routed.endpoint,
+        authority: routed.resolved.upstream.authority.as_deref().unwrap_or(&client_authority),
         query: path.split_once('?').map_or("", |(_, query)| query),
         headers: forwarded_headers,
         body: routed.body,
@@ -152,12 +156,8 @@ fn reserve(
     rate_headers: &mut RateLimitHeaders,
     report: &mut Report,
 ) -> Result<Option<Reservation>, LocalReply> {
-    let declared = Declared {
-        body_bytes: routed.body.len(),
-        max_output_tokens: routed.fields.max_output_tokens,
-        choices: routed.fields.choices,
-        generates_output: routed.endpoint != ModelEndpoint::Embeddings,
-    };
+    let fields = &routed.fields;
+    let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
     let now_ns = io.clock.now_ns();
     match reservation::reserve(io.store, routed.key_index, routed.key, reservation::estimate(declared), now_ns) {
         Ok(Some((reservation, status))) => {

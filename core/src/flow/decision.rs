@@ -46,9 +46,21 @@ pub enum BodyAction {
     Hold,
 }
 
+/// What to do while the request body is still arriving.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyProgress {
+    /// Keep buffering: the body is read whole at the end of the request.
+    KeepReading,
+    /// Answer locally (a body larger than the gateway accepts).
+    Respond(LocalReply),
+}
+
 /// What to do with the response headers of a forwarded request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ResponseHeadersAction {
+    /// Provider headers the client must not see (the provider account's rate limits, its
+    /// organization, its cookies).
+    pub remove: Vec<String>,
     /// Headers to add or replace (rate limits, cache result).
     pub set: Vec<(&'static str, String)>,
     /// Whether the flow needs the body's chunks (to read usage or record the answer).
@@ -57,6 +69,9 @@ pub struct ResponseHeadersAction {
 
 impl ResponseHeadersAction {
     pub fn apply_to(&self, headers: &mut dyn HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
         for (name, value) in &self.set {
             headers.set(name, value);
         }

@@ -13,6 +13,7 @@ use crate::metrics::Outcome;
 use crate::ports::{Clock, HeaderMap, SharedStore};
 use crate::quota::headers::RateLimitHeaders;
 use crate::quota::reservation::{self, Reservation, ResponseEnd};
+use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
 
 /// What is known of the response so far.
@@ -81,7 +82,8 @@ impl Forwarded {
         if let Some(event) = self.cache_event {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
-        ResponseHeadersAction { set, read_body: self.reads_body() }
+        let remove = upstream_headers::provider_headers_to_remove(headers.names());
+        ResponseHeadersAction { remove, set, read_body: self.reads_body() }
     }
 
     fn reads_body(&self) -> bool {

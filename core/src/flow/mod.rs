@@ -12,7 +12,7 @@ mod refusal;
 mod report;
 mod request_headers;
 
-pub use decision::{BodyAction, HeadersAction, LocalReply, ResponseBodyAction, ResponseHeadersAction};
+pub use decision::{BodyAction, BodyProgress, HeadersAction, LocalReply, ResponseBodyAction, ResponseHeadersAction};
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::config::Config;
@@ -73,6 +73,18 @@ impl RequestFlow {
         }
     }
 
+    /// Part of the body has arrived (`buffered_bytes` so far): refuses a body larger than the
+    /// gateway accepts as soon as it is, in the client's format, whatever Envoy's own buffer limits.
+    pub fn on_request_body_progress(&mut self, buffered_bytes: usize) -> BodyProgress {
+        match (&self.phase, &self.config) {
+            (Phase::RequestBody(awaiting), Some(config)) if too_large(config, buffered_bytes) => {
+                let format = awaiting.endpoint.format();
+                BodyProgress::Respond(self.answer(LocalReply::error(&body_too_large(config), format)))
+            }
+            _ => BodyProgress::KeepReading,
+        }
+    }
+
     /// Called once, with the whole buffered body, when the request has ended (its last data frame,
     /// or its trailers). Outside the body phase nothing is forwarded: a request that was answered
     /// stays held, and one the gateway never decided on is refused.
@@ -83,6 +95,11 @@ impl RequestFlow {
             _ => return BodyAction::Respond(self.refuse_undecided()),
         };
         let Some(config) = self.config.clone() else { return BodyAction::Respond(self.refuse_undecided()) };
+        if too_large(&config, body.len()) {
+            return BodyAction::Respond(
+                self.answer(LocalReply::error(&body_too_large(&config), awaiting.endpoint.format())),
+            );
+        }
         match admission::decide(&config, awaiting, io, body, self.random, &mut self.report) {
             Decision::Forward { forwarded, new_body } => {
                 self.phase = Phase::Forwarded(forwarded);
@@ -149,6 +166,18 @@ impl RequestFlow {
         let error = ApiError::new(ErrorKind::Internal, "internal_error", "The gateway did not decide on this request.");
         self.answer(LocalReply::error(&error, ApiFormat::OpenAi))
     }
+}
+
+fn too_large(config: &Config, body_bytes: usize) -> bool {
+    u64::try_from(body_bytes).unwrap_or(u64::MAX) > config.max_request_body_bytes
+}
+
+fn body_too_large(config: &Config) -> ApiError {
+    let message = format!(
+        "The request body is larger than this gateway accepts ({} bytes at most).",
+        config.max_request_body_bytes
+    );
+    ApiError::new(ErrorKind::PayloadTooLarge, "request_too_large", message)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::config::Key;
 use crate::ports::SharedStore;
 use crate::quota::headers::{format_duration, LimitFamily, RateLimitHeaders};
-use crate::quota::{reservation, Refusal};
+use crate::quota::Refusal;
 
 /// How long a client is asked to wait when the counters could not be updated.
 const STORE_UNAVAILABLE_RETRY_NS: u64 = 1_000_000_000;
@@ -51,9 +51,7 @@ pub(super) fn refusal_reply(
             STORE_UNAVAILABLE_RETRY_NS,
         ),
     };
-    if !rate_headers.has(LimitFamily::Tokens) {
-        rate_headers.set(LimitFamily::Tokens, reservation::token_status(store, key, now_ns));
-    }
+    rate_headers.fill_missing(store, key, now_ns);
     rate_headers.set_retry_after(retry_after_ns);
     let mut reply = LocalReply::error(&error, format);
     reply.headers.extend(rate_headers.to_headers());

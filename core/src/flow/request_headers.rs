@@ -9,7 +9,7 @@ use super::{Io, KEY_ID_HEADER};
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::auth::{self, CREDENTIAL_HEADERS};
 use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
-use crate::endpoint::{classify, Endpoint, ModelEndpoint};
+use crate::endpoint::{classify, Classified, Endpoint, ModelEndpoint};
 use crate::metrics::Outcome;
 use crate::model_list;
 use crate::ports::HeaderMap;
@@ -42,26 +42,76 @@ pub(super) fn decide(
     let path = io.headers.get(":path").unwrap_or_default();
     let classified = classify(&method, &path, io.headers.get("anthropic-version").is_some());
     let format = classified.format;
+    if query_has_credential(&path) {
+        let message = "API keys are not accepted in the query string; send the key in a header \
+                       (`Authorization: Bearer KEY`, `x-api-key: KEY` or `api-key: KEY`).";
+        return Err(LocalReply::error(&ApiError::new(ErrorKind::Unauthorized, "invalid_api_key", message), format));
+    }
     let (key_index, key) = authenticate(config, io.headers, report).map_err(|e| LocalReply::error(&e, format))?;
-    match classified.endpoint {
-        Endpoint::Model(endpoint) => admit_model_request(io, end_of_stream, key_index, key, endpoint, report),
+    // Every answer to a known key carries its rate-limit headers (a refusal has them already).
+    let with_limits = |mut reply: LocalReply| {
+        if !reply.headers.iter().any(|(name, _)| name.starts_with("x-ratelimit-")) {
+            let mut rate_headers = RateLimitHeaders::default();
+            rate_headers.fill_missing(io.store, key, io.clock.now_ns());
+            reply.headers.extend(rate_headers.to_headers());
+        }
+        reply
+    };
+    dispatch(config, io, end_of_stream, (key_index, key), &classified, report).map_err(with_limits)
+}
+
+/// What the endpoint asks for: a model request is admitted to read its body, the rest is answered.
+fn dispatch(
+    config: &Config,
+    io: &mut Io,
+    end_of_stream: bool,
+    (key_index, key): (usize, &Key),
+    classified: &Classified,
+    report: &mut Report,
+) -> Result<AwaitingBody, LocalReply> {
+    let method = io.headers.get(":method").unwrap_or_default();
+    let format = classified.format;
+    match &classified.endpoint {
+        Endpoint::Model(endpoint) => admit_model_request(io, end_of_stream, key_index, key, *endpoint, report),
         Endpoint::ListModels => Err(LocalReply::json(200, model_list::list(config, key, format), Outcome::Ok)),
-        Endpoint::RetrieveModel(name) => match model_list::retrieve(config, key, &name, format) {
+        Endpoint::RetrieveModel(name) => match model_list::retrieve(config, key, name, format) {
             Ok(body) => Err(LocalReply::json(200, body, Outcome::Ok)),
             Err(error) => Err(LocalReply::error(&error, format)),
         },
+        // The messages never echo the path: a client may have put a key in it or in its query.
         Endpoint::MethodNotAllowed { allow } => {
-            let message = format!("Method {method} is not allowed on {path}; use {allow}.");
+            let message = format!("Method {} is not allowed on this endpoint; use {allow}.", printable(&method));
             let mut reply =
                 LocalReply::error(&ApiError::new(ErrorKind::MethodNotAllowed, "method_not_allowed", message), format);
-            reply.headers.push(("allow", allow.to_owned()));
+            reply.headers.push(("allow", (*allow).to_owned()));
             Err(reply)
         }
         Endpoint::NotFound => {
-            let message = format!("Unrecognized request URL ({method} {path}).");
+            let message = format!(
+                "Unrecognized request URL ({} request). This gateway serves POST /v1/chat/completions, \
+                 /v1/completions, /v1/embeddings, /v1/responses, /v1/messages and GET /v1/models.",
+                printable(&method)
+            );
             Err(LocalReply::error(&ApiError::new(ErrorKind::NotFound, "unknown_url", message), format))
         }
     }
+}
+
+/// A method name as it may appear in a message: at most 16 token characters.
+fn printable(method: &str) -> String {
+    method.chars().filter(char::is_ascii_alphanumeric).take(16).collect()
+}
+
+/// Query parameters that carry credentials in some APIs: never accepted, never forwarded.
+const CREDENTIAL_QUERY_PARAMETERS: [&str; 6] = ["api_key", "api-key", "apikey", "key", "access_token", "token"];
+
+/// Whether the path's query string carries a credential parameter (by name, any case).
+fn query_has_credential(path: &str) -> bool {
+    let Some((_, query)) = path.split_once('?') else { return false };
+    query.split('&').any(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        CREDENTIAL_QUERY_PARAMETERS.iter().any(|credential| name.eq_ignore_ascii_case(credential))
+    })
 }
 
 /// Finds the key, removes every credential header, and tells the upstream which key it was.

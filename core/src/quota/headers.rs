@@ -1,7 +1,9 @@
 //! OpenAI's rate-limit response headers (`x-ratelimit-*`, `retry-after`), built from typed limit
 //! statuses: one set for request limits, one for token limits.
 
-use super::{LimitKind, LimitStatus};
+use super::{peek_tightest, LimitKind, LimitStatus};
+use crate::config::Key;
+use crate::ports::SharedStore;
 
 /// The two families of limits, each reported by its own three headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,17 @@ impl RateLimitHeaders {
         match family {
             LimitFamily::Requests => self.requests.is_some(),
             LimitFamily::Tokens => self.tokens.is_some(),
+        }
+    }
+
+    /// Fills each family the key has limits in but this set lacks, with its current status (read
+    /// without changing anything): every response to a key with limits carries its headers.
+    pub fn fill_missing(&mut self, store: &dyn SharedStore, key: &Key, now_ns: u64) {
+        if self.requests.is_none() {
+            self.requests = peek_tightest(store, key.request_limits(), now_ns);
+        }
+        if self.tokens.is_none() {
+            self.tokens = peek_tightest(store, key.token_limits(), now_ns);
         }
     }
 

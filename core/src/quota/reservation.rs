@@ -8,7 +8,9 @@
 
 use super::{LimitStatus, Refusal};
 use crate::config::Key;
+use crate::endpoint::ModelEndpoint;
 use crate::ports::SharedStore;
+use crate::request_body::OutputCaps;
 use crate::usage::Usage;
 
 /// Output tokens reserved for a request that declares no maximum (`max_tokens` and the like).
@@ -36,6 +38,20 @@ pub struct Declared {
     pub choices: u64,
     /// False for embeddings, which generate no output tokens.
     pub generates_output: bool,
+}
+
+/// What a request to `endpoint` declares, from its body: only the cap field of that endpoint's API
+/// counts (a `max_output_tokens` sent to chat completions caps nothing there), and `n` only where
+/// the API has it.
+pub fn declared(endpoint: ModelEndpoint, caps: OutputCaps, n: u64, body_bytes: usize) -> Declared {
+    let (max_output_tokens, choices) = match endpoint {
+        ModelEndpoint::ChatCompletions => (caps.max_completion_tokens.or(caps.max_tokens), n),
+        ModelEndpoint::Completions => (caps.max_tokens, n),
+        ModelEndpoint::Responses => (caps.max_output_tokens, 1),
+        ModelEndpoint::Messages => (caps.max_tokens, 1),
+        ModelEndpoint::Embeddings => (None, 1),
+    };
+    Declared { body_bytes, max_output_tokens, choices, generates_output: endpoint != ModelEndpoint::Embeddings }
 }
 
 /// The prompt part of an estimate, from the body's size alone.
@@ -73,11 +89,6 @@ pub fn reserve(
     }
     let status = super::take_all(store, key.token_limits(), estimate.reserved, now_ns)?;
     Ok(Some((Reservation { key_index, estimate }, status)))
-}
-
-/// Where a key's token limits stand, without changing them (for answers that spend no tokens).
-pub fn token_status(store: &dyn SharedStore, key: &Key, now_ns: u64) -> Option<LimitStatus> {
-    super::peek_tightest(store, key.token_limits(), now_ns)
 }
 
 /// How a forwarded request's response ended, judged by its protocol (see `usage::BodyEnd`).
@@ -135,6 +146,31 @@ mod tests {
         assert_eq!(estimate(embeddings), Estimate { reserved: 4, prompt: 4 });
         let huge = Declared { max_output_tokens: Some(u64::MAX), choices: 3, ..declared };
         assert_eq!(estimate(huge).reserved, u64::MAX);
+    }
+
+    #[test]
+    fn only_the_endpoints_own_cap_field_counts() {
+        let caps = OutputCaps { max_tokens: Some(10), max_completion_tokens: Some(20), max_output_tokens: Some(30) };
+        let only = |field: usize| OutputCaps {
+            max_tokens: (field == 0).then_some(10),
+            max_completion_tokens: (field == 1).then_some(20),
+            max_output_tokens: (field == 2).then_some(30),
+        };
+        let cases = [
+            (ModelEndpoint::ChatCompletions, caps, Some(20), 3),
+            (ModelEndpoint::ChatCompletions, only(0), Some(10), 3),
+            (ModelEndpoint::ChatCompletions, only(2), None, 3),
+            (ModelEndpoint::Completions, only(1), None, 3),
+            (ModelEndpoint::Responses, caps, Some(30), 1),
+            (ModelEndpoint::Responses, only(0), None, 1),
+            (ModelEndpoint::Messages, caps, Some(10), 1),
+            (ModelEndpoint::Messages, only(2), None, 1),
+            (ModelEndpoint::Embeddings, caps, None, 1),
+        ];
+        for (endpoint, caps, cap, choices) in cases {
+            let got = declared(endpoint, caps, 3, 9);
+            assert_eq!((got.max_output_tokens, got.choices), (cap, choices), "{endpoint:?} {caps:?}");
+        }
     }
 
     #[test]

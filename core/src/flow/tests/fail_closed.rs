@@ -126,3 +126,102 @@ fn an_endpoint_reaches_only_upstreams_that_speak_its_api() {
     let (_, action) = send("/v1/messages", &anthropic, r#"{"model":"claude","max_tokens":5}"#);
     assert!(matches!(action, BodyAction::Forward { .. }));
 }
+
+#[test]
+fn keys_in_the_query_are_refused_and_errors_never_echo_the_path() {
+    let secret = "sk-alpha";
+    let cases = [
+        ("POST", "/v1/chat/completions?api_key=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?x=1&KEY=sk-alpha", 401),
+        ("GET", "/v1/chat/completions?access_token=sk-alpha", 401),
+        ("POST", "/v1/chat/completion?api_key=sk-alpha", 401),
+        ("POST", "/v1/sk-alpha/chat", 404),
+        ("GET", "/v1/chat/completions/sk-alpha", 404),
+        ("DELETE", "/v1/models?note=sk-alpha", 405),
+    ];
+    for (method, path, status) in cases {
+        let mut flow = RequestFlow::new(Some(config()), 0);
+        let mut headers = request(method, path, &[("authorization", "Bearer sk-alpha")]);
+        let action = flow
+            .on_request_headers(&mut Io { headers: &mut headers, store: &FakeStore::default(), clock: &NOW }, false);
+        let HeadersAction::Respond(reply) = action else { panic!("{method} {path} was read") };
+        assert_eq!(reply.status, status, "{method} {path}");
+        assert!(!String::from_utf8_lossy(&reply.body).contains(secret), "{method} {path} echoed the key");
+    }
+}
+
+#[test]
+fn every_answer_to_a_key_with_limits_carries_its_rate_limit_headers() {
+    let limits = json!({ "limits": { "requests_per_hour": 10, "tokens_per_hour": 1000 } });
+    let config = TestConfig::new().key("team", &["sk-team"], limits).build();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-team")];
+    let header_phase = [("GET", "/v1/models"), ("GET", "/v1/nope"), ("GET", "/v1/chat/completions")];
+    for (method, path) in header_phase {
+        let mut flow = RequestFlow::new(Some(config.clone()), 0);
+        let mut headers = request(method, path, &auth);
+        let HeadersAction::Respond(reply) =
+            flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, true)
+        else {
+            panic!("{method} {path} was read")
+        };
+        for name in ["x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"] {
+            assert!(header(&reply.headers, name).is_some(), "{method} {path}: {name} missing");
+        }
+    }
+    for body in [r#"{"model":"nope"}"#, "{not json", r#"{"model":"claude","max_tokens":5}"#] {
+        let trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), body);
+        let Err(reply) = &trip.outcome else { panic!("{body} was forwarded") };
+        assert_eq!(header(&reply.headers, "x-ratelimit-limit-tokens"), Some("1000"), "{body}");
+        assert!(header(&reply.headers, "x-ratelimit-remaining-requests").is_some(), "{body}");
+    }
+}
+
+#[test]
+fn provider_account_headers_are_removed_from_responses() {
+    let config = TestConfig::new().key("alpha", &["sk-alpha"], json!({})).build();
+    let store = FakeStore::default();
+    let mut trip = Trip::send(
+        &config,
+        &store,
+        NOW,
+        request("POST", "/v1/chat/completions", &[("authorization", "Bearer sk-alpha")]),
+        r#"{"model":"gpt"}"#,
+    );
+    let mut response = FakeHeaders::new(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("x-ratelimit-remaining-requests", "4999"),
+        ("openai-organization", "org-operator"),
+        ("set-cookie", "__cf_bm=1"),
+        ("retry-after", "1"),
+    ]);
+    trip.flow.on_response_headers(&mut response, &NOW, false).apply_to(&mut response);
+    let names = response.names();
+    assert_eq!(names, [":status", "content-type", "retry-after"], "a key without limits sees no x-ratelimit-*");
+}
+
+#[test]
+fn bodies_over_the_limit_get_a_413_in_the_clients_format_whatever_the_protocol() {
+    let config =
+        TestConfig::new().key("alpha", &["sk-alpha"], json!({})).with("max_request_body_bytes", json!(100)).build();
+    let store = FakeStore::default();
+    let anthropic = [("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")];
+    // Arriving in pieces: refused as soon as the buffered body passes the limit.
+    let mut flow = RequestFlow::new(Some(config.clone()), 0);
+    let mut headers = request("POST", "/v1/messages", &anthropic);
+    flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
+    assert_eq!(flow.on_request_body_progress(100), BodyProgress::KeepReading);
+    let BodyProgress::Respond(reply) = flow.on_request_body_progress(101) else { panic!("101 bytes were read on") };
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, body["error"]["type"].as_str()), (413, Some("request_too_large")));
+    let late = flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, &[b' '; 101]);
+    assert_eq!(late, BodyAction::Hold, "the answered request stays stopped");
+    // Arriving whole (the host saw it only at the end).
+    let padded = format!(r#"{{"model":"gpt","pad":"{}"}}"#, "x".repeat(100));
+    let trip =
+        Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &[("api-key", "sk-alpha")]), &padded);
+    let Err(reply) = &trip.outcome else { panic!("an oversize body was forwarded") };
+    let body: Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!((reply.status, body["error"]["code"].as_str()), (413, Some("request_too_large")));
+}
