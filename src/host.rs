@@ -174,7 +174,11 @@ impl RootContext for GatewayRoot {
         let mut state = self.random_state.get();
         let random = next_random(&mut state);
         self.random_state.set(state);
-        Some(Box::new(GatewayHttp { flow: RequestFlow::new(self.config.clone(), random), read_response_body: false }))
+        Some(Box::new(GatewayHttp {
+            flow: RequestFlow::new(self.config.clone(), random),
+            read_response_body: false,
+            hold_response_body: false,
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -186,6 +190,8 @@ struct GatewayHttp {
     flow: RequestFlow,
     /// Whether the flow needs the response body's chunks (its last decision said so).
     read_response_body: bool,
+    /// Whether the response body is held until it has arrived whole (a translated JSON answer).
+    hold_response_body: bool,
 }
 
 impl GatewayHttp {
@@ -242,6 +248,26 @@ impl GatewayHttp {
     }
 }
 
+impl GatewayHttp {
+    /// Hands the flow the body it asked for (the current chunk, or a held body whole) and puts the
+    /// client's bytes in its place when the flow changed them.
+    fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
+        let chunk = match self.read_response_body || self.hold_response_body {
+            true => {
+                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+            }
+            false => Vec::new(),
+        };
+        let action = self.flow.on_response_body(&chunk, end_of_stream);
+        self.read_response_body = action.read_body;
+        if let Some(bytes) = action.replace {
+            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes).is_err() {
+                log(LogLevel::Error, "ai-gateway: could not replace a response body chunk");
+            }
+        }
+    }
+}
+
 impl Context for GatewayHttp {}
 
 impl HttpContext for GatewayHttp {
@@ -281,6 +307,7 @@ impl HttpContext for GatewayHttp {
         let action = self.flow.on_response_headers(&mut headers, &clock, end_of_stream);
         action.apply_to(&mut headers);
         self.read_response_body = action.read_body;
+        self.hold_response_body = action.hold_body;
         if end_of_stream {
             self.finish();
         }
@@ -288,13 +315,11 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let chunk = match self.read_response_body {
-            true => {
-                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
-            }
-            false => Vec::new(),
-        };
-        self.read_response_body = self.flow.on_response_body(&chunk, end_of_stream).read_body;
+        if self.hold_response_body && !end_of_stream {
+            // Envoy buffers it; the whole body is read once, at its end.
+            return Action::Pause;
+        }
+        self.pass_response_body(body_size, end_of_stream);
         if end_of_stream {
             // Settle now, before the client can send its next request; `on_log` then has nothing left.
             self.finish();
@@ -302,9 +327,16 @@ impl HttpContext for GatewayHttp {
         Action::Continue
     }
 
-    /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): settle now.
+    /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): a held body is handed
+    /// over whole now, then the request is settled.
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.flow.on_response_body(&[], true);
+        let buffered = match self.hold_response_body {
+            true => {
+                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX).ok().flatten().map_or(0, |b| b.len())
+            }
+            false => 0,
+        };
+        self.pass_response_body(buffered, true);
         self.finish();
         Action::Continue
     }

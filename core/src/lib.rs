@@ -16,6 +16,7 @@ pub mod ports;
 pub mod quota;
 pub mod request_body;
 pub mod routing;
+pub mod translate;
 pub mod upstream_headers;
 pub mod upstream_path;
 pub mod usage;

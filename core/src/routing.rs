@@ -1,8 +1,10 @@
-//! Model routing: resolves a client-facing model name for a key to one upstream target that speaks
-//! the API of the endpoint called (`upstreams.NAME.api`).
+//! Model routing: resolves a client-facing model name for a key to one upstream target that can
+//! serve the endpoint called, in its own API or translated (`upstreams.NAME.api`).
 
 use crate::api_error::{ApiError, ErrorKind};
-use crate::config::{Api, Config, Key, Target, Upstream};
+use crate::config::{Config, Key, Target, Upstream};
+use crate::endpoint::ModelEndpoint;
+use crate::translate::plan::{serving, Translation};
 
 /// Where a request goes: the target chosen and its upstream.
 #[derive(Debug)]
@@ -10,15 +12,17 @@ pub struct Resolved<'c> {
     pub model_index: usize,
     pub target: &'c Target,
     pub upstream: &'c Upstream,
+    /// The translation between the client's API and the provider's, if they differ.
+    pub translation: Option<Translation>,
 }
 
-/// Resolves `model` for `key` on an endpoint of `api`; `random` picks among the weighted targets whose
-/// upstream speaks that API (the others cannot answer this request).
+/// Resolves `model` for `key` on `endpoint`; `random` picks among the weighted targets whose upstream
+/// can serve that endpoint, in its API or translated (the others cannot answer this request).
 pub fn resolve<'c>(
     config: &'c Config,
     key: &Key,
     model: &str,
-    api: Api,
+    endpoint: ModelEndpoint,
     random: u64,
 ) -> Result<Resolved<'c>, ApiError> {
     let Some((model_index, route)) = config.model(model) else {
@@ -39,8 +43,9 @@ pub fn resolve<'c>(
     }
     let serving = || {
         route.targets.iter().filter_map(|target| {
-            let upstream = config.upstream(target.upstream).filter(|upstream| upstream.api == api)?;
-            Some(Resolved { model_index, target, upstream })
+            let upstream = config.upstream(target.upstream)?;
+            let translation = serving(endpoint, upstream.api)?;
+            Some(Resolved { model_index, target, upstream, translation })
         })
     };
     let total_weight: u64 = serving().map(|resolved| u64::from(resolved.target.weight)).sum();
@@ -51,20 +56,18 @@ pub fn resolve<'c>(
         point = point.saturating_sub(weight);
         hit
     });
-    chosen.ok_or_else(|| api_mismatch(model, api))
+    chosen.ok_or_else(|| unservable(model, endpoint))
 }
 
-/// The error for a model none of whose upstreams speaks the API of the endpoint called.
-fn api_mismatch(model: &str, api: Api) -> ApiError {
-    let (other_api, other_endpoint) = match api {
-        Api::OpenAi => ("Anthropic Messages API", "/v1/messages"),
-        Api::Anthropic => ("OpenAI API", "/v1/chat/completions (or /v1/responses)"),
-    };
+/// The error for a model none of whose upstreams can serve the endpoint called.
+fn unservable(model: &str, endpoint: ModelEndpoint) -> ApiError {
     ApiError::new(
         ErrorKind::BadRequest,
         "unsupported_api",
         format!(
-            "The model `{model}` is served by a provider that speaks the {other_api}; call it at {other_endpoint}."
+            "The model `{model}` is served by a provider that speaks the Anthropic Messages API, which has no \
+             equivalent of /v1{}; call it at /v1/chat/completions or /v1/messages.",
+            endpoint.path_suffix()
         ),
     )
     .with_param("model")
@@ -111,25 +114,30 @@ mod tests {
         let cases =
             [(all, "gpt", Ok("a")), (some, "claude-x", Ok("b")), (some, "gpt", Err(403)), (all, "nope", Err(404))];
         for (key, model, expected) in cases {
-            let got =
-                resolve(&config, key, model, Api::OpenAi, 0).map(|r| r.upstream.name.as_str()).map_err(|e| e.status());
+            let got = resolve(&config, key, model, ModelEndpoint::ChatCompletions, 0)
+                .map(|r| r.upstream.name.as_str())
+                .map_err(|e| e.status());
             assert_eq!(got, expected, "{} {model}", key.id);
         }
     }
 
     #[test]
-    fn only_upstreams_that_speak_the_endpoints_api_are_chosen() {
+    fn only_upstreams_that_can_serve_the_endpoint_are_chosen_translated_where_needed() {
         let config = config();
         let all = config.key_by_digest(&digest("all")).unwrap().1;
-        for random in 0..50u64 {
-            let openai = resolve(&config, all, "mixed", Api::OpenAi, random).unwrap();
-            assert_eq!(openai.upstream.name, "a");
-            let anthropic = resolve(&config, all, "mixed", Api::Anthropic, random).unwrap();
-            assert_eq!(anthropic.upstream.name, "c");
+        let mut translated = 0;
+        for random in 0..2000u64 {
+            let chat = resolve(&config, all, "mixed", ModelEndpoint::ChatCompletions, random).unwrap();
+            assert_eq!(chat.translation.is_some(), chat.upstream.name == "c");
+            translated += usize::from(chat.translation.is_some());
+            let embeddings = resolve(&config, all, "mixed", ModelEndpoint::Embeddings, random).unwrap();
+            assert_eq!((embeddings.upstream.name.as_str(), embeddings.translation), ("a", None));
         }
-        let error = resolve(&config, all, "claude-only", Api::OpenAi, 0).unwrap_err();
+        assert!(translated > 1900, "weights 1:1000 between a and c: {translated}");
+        let error = resolve(&config, all, "claude-only", ModelEndpoint::Responses, 0).unwrap_err();
         assert_eq!((error.status(), error.code), (400, "unsupported_api"));
-        assert!(resolve(&config, all, "gpt", Api::Anthropic, 0).is_err());
+        let messages = resolve(&config, all, "gpt", ModelEndpoint::Messages, 0).unwrap();
+        assert_eq!(messages.translation, Some(Translation::AnthropicToOpenAiChat));
     }
 
     #[test]
@@ -138,8 +146,14 @@ mod tests {
         let key = config.key_by_digest(&digest("all")).unwrap().1;
         let mut counts = [0usize; 2];
         for random in 0..4000u64 {
-            let resolved =
-                resolve(&config, key, "split", Api::OpenAi, random.wrapping_mul(0x9e37_79b9_7f4a_7c15)).unwrap();
+            let resolved = resolve(
+                &config,
+                key,
+                "split",
+                ModelEndpoint::ChatCompletions,
+                random.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            )
+            .unwrap();
             counts[resolved.target.upstream] += 1;
             assert_eq!(resolved.target.model.is_some(), resolved.upstream.name == "a");
         }

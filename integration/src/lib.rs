@@ -3,5 +3,6 @@
 
 pub mod envoy;
 pub mod fixture;
+pub mod mock_tools;
 pub mod mock_upstream;
 pub mod paths;

@@ -25,6 +25,8 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::mock_tools::{self, ToolTurn};
+
 pub const PROMPT_TOKENS: u64 = 10;
 pub const DEFAULT_COMPLETION_TOKENS: u64 = 5;
 
@@ -151,23 +153,30 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         .iter()
         .find_map(|field| request[*field].as_u64())
         .unwrap_or(DEFAULT_COMPLETION_TOKENS);
-    let text = match behavior.as_str() {
-        "big-final-event" => format!("Hello from {} {}", state.name, "long ".repeat(40_000)),
+    let turn = mock_tools::tool_turn(&path, &request);
+    let text = match (&turn, behavior.as_str()) {
+        (ToolTurn::AfterResult(result), _) => format!("The tool said: {result}"),
+        (_, "big-final-event") => format!("Hello from {} {}", state.name, "long ".repeat(40_000)),
         _ => format!("Hello from {}", state.name),
     };
     let answer = Answer { model: &model, text: &text, completion_tokens };
     let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
-    let (json_body, events) = match path.as_str() {
-        "/v1/chat/completions" => (answer.chat(), answer.chat_events(include_usage)),
-        "/v1/completions" => (answer.completion(), answer.completion_events(include_usage)),
-        "/v1/embeddings" => (answer.embeddings(), Vec::new()),
-        "/v1/responses" => (answer.response(), answer.response_events()),
-        "/v1/messages" => (answer.message(), answer.message_events()),
-        _ => {
-            let error =
-                json!({ "error": { "message": format!("mock: no route {path}"), "type": "invalid_request_error" } });
-            return respond(&state, StatusCode::NOT_FOUND, "application/json", Body::from(error.to_string()));
+    let answered = match (&turn, path.as_str()) {
+        (ToolTurn::Call(call), "/v1/chat/completions") => {
+            let usage = answer.openai_usage();
+            let events = mock_tools::chat_events(&model, call, include_usage.then_some(&usage));
+            Some((mock_tools::chat_json(&model, call, &usage), events))
         }
+        (ToolTurn::Call(call), "/v1/messages") => Some((
+            mock_tools::message_json(&model, call, PROMPT_TOKENS, completion_tokens),
+            mock_tools::message_events(&model, call, PROMPT_TOKENS, completion_tokens),
+        )),
+        _ => answer_for(&answer, &path, include_usage),
+    };
+    let Some((json_body, events)) = answered else {
+        let error =
+            json!({ "error": { "message": format!("mock: no route {path}"), "type": "invalid_request_error" } });
+        return respond(&state, StatusCode::NOT_FOUND, "application/json", Body::from(error.to_string()));
     };
     if stream && !events.is_empty() {
         let events = match behavior.as_str() {
@@ -293,6 +302,18 @@ fn respond(state: &MockState, status: StatusCode, content_type: &'static str, bo
         headers.insert("x-mock-upstream", name);
     }
     response
+}
+
+/// A text answer at `path`: its JSON body and its stream events; `None` for an unknown path.
+fn answer_for(answer: &Answer, path: &str, include_usage: bool) -> Option<(Value, Vec<String>)> {
+    match path {
+        "/v1/chat/completions" => Some((answer.chat(), answer.chat_events(include_usage))),
+        "/v1/completions" => Some((answer.completion(), answer.completion_events(include_usage))),
+        "/v1/embeddings" => Some((answer.embeddings(), Vec::new())),
+        "/v1/responses" => Some((answer.response(), answer.response_events())),
+        "/v1/messages" => Some((answer.message(), answer.message_events())),
+        _ => None,
+    }
 }
 
 /// The content of one mock answer, rendered in each API's format.

@@ -3,7 +3,7 @@
 //! rewrites the request for the upstream. The result is a decision: forward, or answer locally.
 
 use super::decision::LocalReply;
-use super::forwarded::Forwarded;
+use super::forwarded::{Forwarded, Sent};
 use super::refusal::refusal_reply;
 use super::report::Report;
 use super::request_headers::AwaitingBody;
@@ -11,15 +11,19 @@ use super::{Io, CACHE_HEADER};
 use crate::api_error::{ApiError, ErrorKind};
 use crate::cache::recorder::{self, CacheEvent, Plan, Recorder};
 use crate::cache::{Directives, Hit, KeyMaterial};
-use crate::config::{Config, Key};
+use crate::config::{Api, Config, Key, DEFAULT_MAX_TOKENS};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
-use crate::quota::reservation::{self, Reservation};
-use crate::request_body::{self, RequestFields};
+use crate::quota::reservation::{self, Declared, Reservation};
+use crate::request_body::{self, RequestFields, StreamOptions};
 use crate::routing::{self, Resolved};
+use crate::translate::plan::{ClientView, Translation};
 use crate::upstream_headers;
 use crate::upstream_path::upstream_path;
+
+/// The `anthropic-version` sent with a translated request (an upstream's `headers` may override it).
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// What the body phase decided.
 pub(super) enum Decision {
@@ -56,6 +60,13 @@ pub(super) fn decide(
             return Decision::Answer(with_rate_headers(LocalReply::error(&error, endpoint.format()), &rate_headers));
         }
     };
+    let provider_request = match provider_request(config, &routed, io) {
+        Ok(request) => request,
+        Err(error) => {
+            rate_headers.fill_missing(io.store, routed.key, io.clock.now_ns());
+            return Decision::Answer(with_rate_headers(LocalReply::error(&error, endpoint.format()), &rate_headers));
+        }
+    };
     let cache_control = io.headers.get("cache-control");
     let allowed = &routed.resolved.upstream.forward_headers;
     let forwarded_headers = upstream_headers::apply(&mut *io.headers, allowed, &config.cluster_header);
@@ -66,14 +77,69 @@ pub(super) fn decide(
             return Decision::Answer(with_rate_headers(hit_reply(hit), &rate_headers));
         }
     };
-    let reservation = match reserve(&routed, io, &mut rate_headers, report) {
+    let reservation = match reserve(&routed, provider_request.declared, io, &mut rate_headers, report) {
         Ok(reservation) => reservation,
         Err(refused) => return Decision::Answer(with_cache_event(refused, report)),
     };
-    let new_body = rewrite(io, &config.cluster_header, &routed);
-    let forwarded =
-        Forwarded::new(endpoint, rate_headers, report.summary.cache, reservation, recorder, io.clock.now_ns());
-    Decision::Forward { forwarded: Box::new(forwarded), new_body }
+    rewrite(io, &config.cluster_header, &routed, &provider_request);
+    let forwarded = Forwarded::new(
+        Sent {
+            endpoint: provider_request.endpoint,
+            translation: provider_request.translation,
+            at_ns: io.clock.now_ns(),
+        },
+        rate_headers,
+        report.summary.cache,
+        reservation,
+        recorder,
+    );
+    Decision::Forward { forwarded: Box::new(forwarded), new_body: provider_request.body }
+}
+
+/// What the provider is sent: the endpoint it serves the request at, the body when it differs from
+/// the client's (a renamed model, streamed usage asked for, or a translation), what that body
+/// declares for the token reservation, and how to translate the answer back.
+struct ProviderRequest {
+    endpoint: ModelEndpoint,
+    body: Option<Vec<u8>>,
+    declared: Declared,
+    translation: Option<(Translation, ClientView)>,
+}
+
+fn provider_request(config: &Config, routed: &Routed, io: &Io) -> Result<ProviderRequest, ApiError> {
+    let fields = &routed.fields;
+    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&fields.model);
+    let Some(translation) = routed.resolved.translation else {
+        let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
+        let body = model_and_usage_edits(routed);
+        return Ok(ProviderRequest { endpoint: routed.endpoint, body, declared, translation: None });
+    };
+    let default_max_tokens = config.model(&fields.model).map_or(DEFAULT_MAX_TOKENS, |(_, m)| m.default_max_tokens);
+    let body = translation.request(routed.body, upstream_model, default_max_tokens)?;
+    let translated = request_body::read_fields(&body)?;
+    let endpoint = translation.provider_endpoint();
+    let declared = reservation::declared(endpoint, translated.output_caps, translated.choices, routed.body.len());
+    let client = ClientView {
+        model: fields.model.clone(),
+        created: io.clock.now_ns() / 1_000_000_000,
+        include_usage: fields.stream_options == StreamOptions::IncludesUsage,
+    };
+    Ok(ProviderRequest { endpoint, body: Some(body), declared, translation: Some((translation, client)) })
+}
+
+/// The client's body with the model renamed and, for OpenAI streams, usage asked for; `None` when
+/// nothing changes.
+fn model_and_usage_edits(routed: &Routed) -> Option<Vec<u8>> {
+    let fields = &routed.fields;
+    let mut edits = Vec::new();
+    if let Some(upstream_model) = routed.resolved.target.model.as_deref().filter(|m| *m != fields.model) {
+        edits.push(request_body::set_model(fields, upstream_model));
+    }
+    let streams_chat = matches!(routed.endpoint, ModelEndpoint::ChatCompletions | ModelEndpoint::Completions);
+    if fields.stream && streams_chat {
+        edits.extend(request_body::include_usage(routed.body, fields));
+    }
+    (!edits.is_empty()).then(|| request_body::apply(routed.body, edits))
 }
 
 /// Reads the body's fields and resolves the model for this key and endpoint.
@@ -93,7 +159,7 @@ fn route<'c, 'b>(
         // Only configured names become label values.
         report.summary.model = Some(fields.model.clone());
     }
-    let resolved = routing::resolve(config, key, &fields.model, endpoint.api(), random)?;
+    let resolved = routing::resolve(config, key, &fields.model, endpoint, random)?;
     report.summary.upstream = Some(resolved.upstream.name.clone());
     Ok(Routed { key_index, key, endpoint, fields, resolved, body })
 }
@@ -152,12 +218,11 @@ fn hit_reply(hit: Hit) -> LocalReply {
 /// carries every rate-limit header).
 fn reserve(
     routed: &Routed,
+    declared: Declared,
     io: &Io,
     rate_headers: &mut RateLimitHeaders,
     report: &mut Report,
 ) -> Result<Option<Reservation>, LocalReply> {
-    let fields = &routed.fields;
-    let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
     let now_ns = io.clock.now_ns();
     match reservation::reserve(io.store, routed.key_index, routed.key, reservation::estimate(declared), now_ns) {
         Ok(Some((reservation, status))) => {
@@ -172,39 +237,36 @@ fn reserve(
     }
 }
 
-/// Points the request at the chosen upstream: cluster, authority, provider headers, and the body's
-/// `model` and streamed-usage option when they must change. Returns the new body, if any.
-fn rewrite(io: &mut Io, cluster_header: &str, routed: &Routed) -> Option<Vec<u8>> {
+/// Points the request at the chosen upstream: cluster, authority, path, provider headers, and the
+/// body's length when the body changed.
+fn rewrite(io: &mut Io, cluster_header: &str, routed: &Routed, provider_request: &ProviderRequest) {
     let headers = &mut *io.headers;
     let upstream = routed.resolved.upstream;
     headers.set(cluster_header, &upstream.cluster);
     if let Some(authority) = &upstream.authority {
         headers.set(":authority", authority);
     }
+    match provider_request.translation.as_ref().map(|(translation, _)| translation.provider_api()) {
+        // Anthropic's API requires its version header; the upstream's own headers may set another.
+        Some(Api::Anthropic) => headers.set("anthropic-version", DEFAULT_ANTHROPIC_VERSION),
+        Some(Api::OpenAi) => {
+            headers.remove("anthropic-version");
+            headers.remove("anthropic-beta");
+        }
+        None => {}
+    }
     for (name, value) in &upstream.headers {
         headers.set(name, value);
     }
-    let fields = &routed.fields;
-    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&fields.model);
+    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&routed.fields.model);
     let client_path = headers.get(":path").unwrap_or_default();
-    let path = upstream_path(upstream, routed.endpoint, upstream_model, &client_path);
+    let path = upstream_path(upstream, provider_request.endpoint, upstream_model, &client_path);
     if path != client_path {
         headers.set(":path", &path);
     }
-    let mut edits = Vec::new();
-    if let Some(upstream_model) = routed.resolved.target.model.as_deref().filter(|m| *m != fields.model) {
-        edits.push(request_body::set_model(fields, upstream_model));
+    if let Some(body) = &provider_request.body {
+        headers.set("content-length", &body.len().to_string());
     }
-    let streams_chat = matches!(routed.endpoint, ModelEndpoint::ChatCompletions | ModelEndpoint::Completions);
-    if fields.stream && streams_chat {
-        edits.extend(request_body::include_usage(routed.body, fields));
-    }
-    if edits.is_empty() {
-        return None;
-    }
-    let new_body = request_body::apply(routed.body, edits);
-    headers.set("content-length", &new_body.len().to_string());
-    Some(new_body)
 }
 
 fn with_rate_headers(mut reply: LocalReply, rate_headers: &RateLimitHeaders) -> LocalReply {

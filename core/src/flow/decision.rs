@@ -63,8 +63,10 @@ pub struct ResponseHeadersAction {
     pub remove: Vec<String>,
     /// Headers to add or replace (rate limits, cache result).
     pub set: Vec<(&'static str, String)>,
-    /// Whether the flow needs the body's chunks (to read usage or record the answer).
+    /// Whether the flow needs the body's chunks (to read usage, record or translate the answer).
     pub read_body: bool,
+    /// Hold the body until it has arrived whole, then hand it over once (a translated JSON answer).
+    pub hold_body: bool,
 }
 
 impl ResponseHeadersAction {
@@ -78,8 +80,11 @@ impl ResponseHeadersAction {
     }
 }
 
-/// Whether the flow needs the next chunks of the response body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do with a chunk of the response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseBodyAction {
+    /// Whether the flow needs the next chunks.
     pub read_body: bool,
+    /// Send these bytes instead of the chunk (a translated answer).
+    pub replace: Option<Vec<u8>>,
 }

@@ -13,6 +13,7 @@ use crate::metrics::Outcome;
 use crate::ports::{Clock, HeaderMap, SharedStore};
 use crate::quota::headers::RateLimitHeaders;
 use crate::quota::reservation::{self, Reservation, ResponseEnd};
+use crate::translate::plan::{ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
 
@@ -28,28 +29,37 @@ struct Response {
     first_byte_at_ns: Option<u64>,
 }
 
+/// How the request was sent: the endpoint the provider serves it at, the translation of its answer
+/// (when the provider speaks the other API), and when.
+#[derive(Debug)]
+pub(super) struct Sent {
+    pub endpoint: ModelEndpoint,
+    pub translation: Option<(Translation, ClientView)>,
+    pub at_ns: u64,
+}
+
 #[derive(Debug)]
 pub(super) struct Forwarded {
-    endpoint: ModelEndpoint,
+    sent: Sent,
     rate_headers: RateLimitHeaders,
     cache_event: Option<CacheEvent>,
     reservation: Option<Reservation>,
+    /// Copies the answer as the client sees it (translated, if it is).
     recorder: Option<Recorder>,
+    translator: Option<ResponseTranslator>,
     response: Response,
-    sent_at_ns: u64,
 }
 
 impl Forwarded {
     pub fn new(
-        endpoint: ModelEndpoint,
+        sent: Sent,
         rate_headers: RateLimitHeaders,
         cache_event: Option<CacheEvent>,
         reservation: Option<Reservation>,
         recorder: Option<Recorder>,
-        sent_at_ns: u64,
     ) -> Forwarded {
         let response = Response::default();
-        Forwarded { endpoint, rate_headers, cache_event, reservation, recorder, response, sent_at_ns }
+        Forwarded { sent, rate_headers, cache_event, reservation, recorder, translator: None, response }
     }
 
     /// The response headers: adds the rate-limit and cache headers, starts reading usage and
@@ -75,33 +85,49 @@ impl Forwarded {
             .get("content-type")
             .and_then(|content_type| BodyFormat::from_content_type(&content_type))
             .filter(|_| encoding.is_none());
-        response.reader = format.map(|format| UsageReader::new(format, self.endpoint.response_api()));
+        response.reader = format.map(|format| UsageReader::new(format, self.sent.endpoint.response_api()));
         let declared_length = headers.get("content-length").and_then(|length| length.parse::<usize>().ok());
-        self.recorder = self.recorder.take().and_then(|r| r.start(response.status, format, declared_length));
+        self.translator = self
+            .sent
+            .translation
+            .as_ref()
+            .map(|(translation, client)| translation.response(response.status, format, client));
+        // A translated body has another length; the recorder keeps what the client sees.
+        let recorded_length = declared_length.filter(|_| self.translator.is_none());
+        self.recorder = self.recorder.take().and_then(|r| r.start(response.status, format, recorded_length));
         let mut set = self.rate_headers.to_headers();
         if let Some(event) = self.cache_event {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
-        let remove = upstream_headers::provider_headers_to_remove(headers.names());
-        ResponseHeadersAction { remove, set, read_body: self.reads_body() }
+        let mut remove = upstream_headers::provider_headers_to_remove(headers.names());
+        if self.translator.is_some() {
+            remove.push("content-length".to_owned());
+        }
+        let hold_body = self.translator.as_ref().is_some_and(ResponseTranslator::holds_body);
+        ResponseHeadersAction { remove, set, read_body: self.reads_body(), hold_body }
     }
 
     fn reads_body(&self) -> bool {
-        self.response.reader.is_some() || self.recorder.is_some()
+        self.response.reader.is_some() || self.recorder.is_some() || self.translator.is_some()
     }
 
-    /// A chunk of the response body, as it passes (it is never held back).
+    /// A chunk of the response body, as it passes; a held body (a translated JSON answer or error)
+    /// comes whole, once, at its end. Returns the client's bytes when they differ from the provider's.
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
         if let Some(reader) = &mut self.response.reader {
             reader.feed(chunk);
         }
+        let replace = self.translator.as_mut().map(|translator| match translator.holds_body() {
+            true => translator.whole_body(chunk),
+            false => translator.stream_chunk(chunk, end_of_stream),
+        });
         if let Some(recorder) = &mut self.recorder {
-            if !recorder.copy(chunk) {
+            if !recorder.copy(replace.as_deref().unwrap_or(chunk)) {
                 self.recorder = None;
             }
         }
         self.response.ended |= end_of_stream;
-        ResponseBodyAction { read_body: self.reads_body() }
+        ResponseBodyAction { read_body: self.reads_body(), replace }
     }
 
     fn end(&self) -> ResponseEnd {
@@ -124,9 +150,9 @@ impl Forwarded {
         let status = self.response.status;
         let summary = &mut report.summary;
         summary.usage = usage;
-        summary.upstream_ms = Some(now_ns.saturating_sub(self.sent_at_ns) / 1_000_000);
+        summary.upstream_ms = Some(now_ns.saturating_sub(self.sent.at_ns) / 1_000_000);
         summary.first_byte_ms =
-            self.response.first_byte_at_ns.map(|first| first.saturating_sub(self.sent_at_ns) / 1_000_000);
+            self.response.first_byte_at_ns.map(|first| first.saturating_sub(self.sent.at_ns) / 1_000_000);
         let succeeded = matches!(status, Some(200..=299)) && end == ResponseEnd::Complete;
         summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
         if let (Some(recorder), Some(settings), true) = (self.recorder.take(), config.cache.as_ref(), succeeded) {

@@ -129,7 +129,7 @@ impl RequestFlow {
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
         match &mut self.phase {
             Phase::Forwarded(forwarded) => forwarded.on_response_body(chunk, end_of_stream),
-            _ => ResponseBodyAction { read_body: false },
+            _ => ResponseBodyAction { read_body: false, replace: None },
         }
     }
 

@@ -115,16 +115,46 @@ fn repeated_or_conflicting_credentials_are_a_401() {
 }
 
 #[test]
-fn an_endpoint_reaches_only_upstreams_that_speak_its_api() {
-    let (_, action) = send("/v1/chat/completions", &[("authorization", "Bearer sk-alpha")], r#"{"model":"claude"}"#);
+fn a_client_of_either_api_reaches_a_provider_of_the_other_translated() {
+    // An OpenAI client, an Anthropic provider: the body, path and version header are Anthropic's.
+    let body =
+        r#"{"model":"claude","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]}"#;
+    let (mut sent, action) = send("/v1/chat/completions", &[("authorization", "Bearer sk-alpha")], body);
+    let BodyAction::Forward { new_body: Some(new_body) } = action else { panic!("{action:?}") };
+    let translated: Value = serde_json::from_slice(&new_body).unwrap();
+    assert_eq!((translated["system"].as_str(), translated["max_tokens"].as_u64()), (Some("Be brief."), Some(4096)));
+    assert_eq!(translated["messages"][0]["role"], "user");
+    assert_eq!(sent.get(":path").as_deref(), Some("/v1/messages"));
+    assert_eq!(sent.get("anthropic-version").as_deref(), Some("2023-06-01"));
+    assert_eq!(sent.get("x-api-key").as_deref(), Some("provider-key"));
+    assert_eq!(sent.get("content-length"), Some(new_body.len().to_string()));
+
+    // An Anthropic client, an OpenAI provider.
+    let anthropic = [("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")];
+    let body = r#"{"model":"gpt","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (mut sent, action) = send("/v1/messages", &anthropic, body);
+    let BodyAction::Forward { new_body: Some(new_body) } = action else { panic!("{action:?}") };
+    let translated: Value = serde_json::from_slice(&new_body).unwrap();
+    assert_eq!((translated["model"].as_str(), translated["max_tokens"].as_u64()), (Some("gpt-real"), Some(5)));
+    assert_eq!(translated["stream_options"]["include_usage"], true);
+    assert_eq!(sent.get(":path").as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(
+        (sent.get("anthropic-version"), sent.get("authorization").as_deref()),
+        (None, Some("Bearer sk-provider"))
+    );
+
+    // What has no equivalent is refused, naming the field or the endpoint.
+    let (_, action) =
+        send("/v1/responses", &[("authorization", "Bearer sk-alpha")], r#"{"model":"claude","input":"hi"}"#);
     let (status, body) = status_of(&action).unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unsupported_api")));
-    let anthropic = [("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")];
-    let (_, action) = send("/v1/messages", &anthropic, r#"{"model":"gpt","max_tokens":5}"#);
+    let (_, action) = send(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-alpha")],
+        r#"{"model":"claude","n":2,"messages":[]}"#,
+    );
     let (status, body) = status_of(&action).unwrap();
-    assert_eq!((status, body["error"]["type"].as_str()), (400, Some("invalid_request_error")));
-    let (_, action) = send("/v1/messages", &anthropic, r#"{"model":"claude","max_tokens":5}"#);
-    assert!(matches!(action, BodyAction::Forward { .. }));
+    assert_eq!((status, body["error"]["param"].as_str()), (400, Some("n")));
 }
 
 #[test]

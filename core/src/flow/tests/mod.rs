@@ -6,6 +6,7 @@ mod fail_closed;
 mod observability;
 mod quota;
 mod routing;
+mod translation;
 
 use super::*;
 use crate::auth::digest;
