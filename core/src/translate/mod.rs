@@ -139,3 +139,38 @@ pub mod stream_anthropic_to_openai;
 pub mod stream_openai_to_anthropic;
 #[cfg(test)]
 mod stream_tests;
+
+/// The decision table as documented in docs/translation.md: one Markdown row per field.
+pub fn decision_table_markdown(rules: &[FieldRule]) -> String {
+    let mut table = String::from("| field | what happens | why |\n| --- | --- | --- |\n");
+    for rule in rules {
+        let action = match rule.action {
+            FieldAction::Translated(target) => format!("sent as `{target}`"),
+            FieldAction::Dropped => "dropped".to_owned(),
+            FieldAction::Refused => "refused (400)".to_owned(),
+            FieldAction::RefusedUnless { accepted, .. } => format!("refused (400) unless {accepted}"),
+        };
+        let why = rule.why.replace('|', "\\|");
+        table.push_str(&format!("| `{}` | {action} | {why} |\n", rule.field));
+    }
+    table
+}
+
+#[cfg(test)]
+mod docs_tests {
+    use super::*;
+
+    /// docs/translation.md shows both decision tables exactly as the code applies them. Run with
+    /// `PRINT_TRANSLATION_TABLES=1` to print them for the page.
+    #[test]
+    fn the_translation_page_lists_every_field_decision() {
+        let page = include_str!("../../../docs/translation.md");
+        let tables = [OPENAI_TO_ANTHROPIC_FIELDS, ANTHROPIC_TO_OPENAI_FIELDS].map(decision_table_markdown);
+        if std::env::var_os("PRINT_TRANSLATION_TABLES").is_some() {
+            println!("{}", tables.join("\n"));
+        }
+        for table in tables {
+            assert!(page.contains(&table), "docs/translation.md is missing or differs from:\n{table}");
+        }
+    }
+}
