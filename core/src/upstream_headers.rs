@@ -80,8 +80,15 @@ pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &s
 /// gateway uses (its rate limits, its organization) or set its cookies. The gateway's own
 /// `x-ratelimit-*` headers describe the client's key instead.
 pub fn provider_headers_to_remove(names: Vec<String>) -> Vec<String> {
-    const PREFIXES: [&str; 2] = ["x-ratelimit-", "anthropic-ratelimit-"];
-    const NAMES: [&str; 4] = ["openai-organization", "openai-project", "anthropic-organization-id", "set-cookie"];
+    const PREFIXES: [&str; 6] = [
+        "x-ratelimit",
+        "ratelimit",
+        "anthropic-ratelimit",
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization",
+    ];
+    const NAMES: [&str; 2] = ["set-cookie", "set-cookie2"];
     let mut removed: Vec<String> = names
         .into_iter()
         .filter(|name| {
@@ -134,6 +141,8 @@ mod tests {
             "x-ratelimit-remaining-requests",
             "anthropic-ratelimit-tokens-remaining",
             "openai-organization",
+            "openai-organization-id",
+            "ratelimit-policy",
             "Set-Cookie",
             "set-cookie",
             "retry-after",
@@ -141,16 +150,16 @@ mod tests {
             "content-type",
         ];
         let removed = provider_headers_to_remove(names.iter().map(|n| n.to_string()).collect());
-        assert_eq!(
-            removed,
-            [
-                "Set-Cookie",
-                "anthropic-ratelimit-tokens-remaining",
-                "openai-organization",
-                "set-cookie",
-                "x-ratelimit-remaining-requests"
-            ]
-        );
+        let expected = [
+            "Set-Cookie",
+            "anthropic-ratelimit-tokens-remaining",
+            "openai-organization",
+            "openai-organization-id",
+            "ratelimit-policy",
+            "set-cookie",
+            "x-ratelimit-remaining-requests",
+        ];
+        assert_eq!(removed, expected);
     }
 
     #[test]

@@ -1,16 +1,17 @@
 //! The path a request is sent upstream with: the upstream's path prefix (`/v1` unless configured,
 //! e.g. `/v1beta/openai` for Gemini or `/openai/deployments/{model}` for Azure OpenAI), the path of
-//! the endpoint the provider serves, and the configured query string or else the client's.
+//! the endpoint the provider serves, and the upstream's configured query string. The client's query
+//! string is never forwarded: it is no part of either API, and a client could hide a credential in
+//! it under any name or encoding.
 
 use crate::config::Upstream;
 use crate::endpoint::ModelEndpoint;
 
-/// The upstream path for a request the client sent to `client_path` (used for its query string).
-pub fn upstream_path(upstream: &Upstream, endpoint: ModelEndpoint, upstream_model: &str, client_path: &str) -> String {
+/// The upstream path for a request to `endpoint` served by `upstream_model`.
+pub fn upstream_path(upstream: &Upstream, endpoint: ModelEndpoint, upstream_model: &str) -> String {
     let prefix = upstream.path_prefix.replace("{model}", &percent_encode(upstream_model));
-    let client_query = client_path.split_once('?').map(|(_, query)| query);
     let mut path = format!("{prefix}{}", endpoint.path_suffix());
-    if let Some(query) = upstream.query.as_deref().or(client_query) {
+    if let Some(query) = upstream.query.as_deref() {
         path.push('?');
         path.push_str(query);
     }
@@ -50,29 +51,22 @@ mod tests {
 
     #[test]
     fn paths_by_prefix_endpoint_and_query() {
+        let azure = "/openai/deployments/gpt-4o%20prod%2F1/chat/completions?api-version=2024-10-21";
         let cases = [
-            ("/v1", None, ModelEndpoint::ChatCompletions, "gpt", "/v1/chat/completions", "/v1/chat/completions"),
-            ("/v1", None, ModelEndpoint::Messages, "m", "/v1/chat/completions?x=1", "/v1/messages?x=1"),
-            (
-                "/v1beta/openai",
-                None,
-                ModelEndpoint::ChatCompletions,
-                "gemini",
-                "/v1/chat/completions",
-                "/v1beta/openai/chat/completions",
-            ),
+            ("/v1", None, ModelEndpoint::ChatCompletions, "gpt", "/v1/chat/completions"),
+            ("/v1", None, ModelEndpoint::Messages, "m", "/v1/messages"),
+            ("/v1beta/openai", None, ModelEndpoint::ChatCompletions, "gemini", "/v1beta/openai/chat/completions"),
             (
                 "/openai/deployments/{model}",
                 Some("api-version=2024-10-21"),
                 ModelEndpoint::ChatCompletions,
                 "gpt-4o prod/1",
-                "/v1/chat/completions?api-version=old",
-                "/openai/deployments/gpt-4o%20prod%2F1/chat/completions?api-version=2024-10-21",
+                azure,
             ),
-            ("", None, ModelEndpoint::Embeddings, "e", "/v1/embeddings", "/embeddings"),
+            ("", None, ModelEndpoint::Embeddings, "e", "/embeddings"),
         ];
-        for (prefix, query, endpoint, model, client_path, expected) in cases {
-            assert_eq!(upstream_path(&upstream(prefix, query), endpoint, model, client_path), expected, "{prefix}");
+        for (prefix, query, endpoint, model, expected) in cases {
+            assert_eq!(upstream_path(&upstream(prefix, query), endpoint, model), expected, "{prefix}");
         }
     }
 }

@@ -259,9 +259,8 @@ fn rewrite(io: &mut Io, cluster_header: &str, routed: &Routed, provider_request:
         headers.set(name, value);
     }
     let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&routed.fields.model);
-    let client_path = headers.get(":path").unwrap_or_default();
-    let path = upstream_path(upstream, provider_request.endpoint, upstream_model, &client_path);
-    if path != client_path {
+    let path = upstream_path(upstream, provider_request.endpoint, upstream_model);
+    if headers.get(":path").as_deref() != Some(path.as_str()) {
         headers.set(":path", &path);
     }
     if let Some(body) = &provider_request.body {

@@ -75,11 +75,11 @@ impl RequestFlow {
 
     /// Part of the body has arrived (`buffered_bytes` so far): refuses a body larger than the
     /// gateway accepts as soon as it is, in the client's format, whatever Envoy's own buffer limits.
-    pub fn on_request_body_progress(&mut self, buffered_bytes: usize) -> BodyProgress {
-        match (&self.phase, &self.config) {
-            (Phase::RequestBody(awaiting), Some(config)) if too_large(config, buffered_bytes) => {
-                let format = awaiting.endpoint.format();
-                BodyProgress::Respond(self.answer(LocalReply::error(&body_too_large(config), format)))
+    pub fn on_request_body_progress(&mut self, io: &mut Io, buffered_bytes: usize) -> BodyProgress {
+        match (&self.phase, self.config.clone()) {
+            (Phase::RequestBody(awaiting), Some(config)) if too_large(&config, buffered_bytes) => {
+                let reply = body_too_large(&config, *awaiting, io);
+                BodyProgress::Respond(self.answer(reply))
             }
             _ => BodyProgress::KeepReading,
         }
@@ -96,9 +96,8 @@ impl RequestFlow {
         };
         let Some(config) = self.config.clone() else { return BodyAction::Respond(self.refuse_undecided()) };
         if too_large(&config, body.len()) {
-            return BodyAction::Respond(
-                self.answer(LocalReply::error(&body_too_large(&config), awaiting.endpoint.format())),
-            );
+            let reply = body_too_large(&config, awaiting, io);
+            return BodyAction::Respond(self.answer(reply));
         }
         match admission::decide(&config, awaiting, io, body, self.random, &mut self.report) {
             Decision::Forward { forwarded, new_body } => {
@@ -172,12 +171,20 @@ fn too_large(config: &Config, body_bytes: usize) -> bool {
     u64::try_from(body_bytes).unwrap_or(u64::MAX) > config.max_request_body_bytes
 }
 
-fn body_too_large(config: &Config) -> ApiError {
+/// The 413 for a body over `max_request_body_bytes`, with the key's rate-limit headers.
+fn body_too_large(config: &Config, awaiting: AwaitingBody, io: &Io) -> LocalReply {
     let message = format!(
         "The request body is larger than this gateway accepts ({} bytes at most).",
         config.max_request_body_bytes
     );
-    ApiError::new(ErrorKind::PayloadTooLarge, "request_too_large", message)
+    let error = ApiError::new(ErrorKind::PayloadTooLarge, "request_too_large", message);
+    let mut reply = LocalReply::error(&error, awaiting.endpoint.format());
+    let mut rate_headers = awaiting.rate_headers;
+    if let Some(key) = config.key(awaiting.key_index) {
+        rate_headers.fill_missing(io.store, key, io.clock.now_ns());
+    }
+    reply.headers.extend(rate_headers.to_headers());
+    reply
 }
 
 #[cfg(test)]

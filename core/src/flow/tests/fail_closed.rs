@@ -163,6 +163,12 @@ fn keys_in_the_query_are_refused_and_errors_never_echo_the_path() {
     let cases = [
         ("POST", "/v1/chat/completions?api_key=sk-alpha", 401),
         ("POST", "/v1/chat/completions?x=1&KEY=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?%61pi_key=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?api%255Fkey=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?x=1;api_key=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?api_key[]=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?X-Api-Key=sk-alpha", 401),
+        ("POST", "/v1/chat/completions?authorization=Bearer%20sk-alpha", 401),
         ("GET", "/v1/chat/completions?access_token=sk-alpha", 401),
         ("POST", "/v1/chat/completion?api_key=sk-alpha", 401),
         ("POST", "/v1/sk-alpha/chat", 404),
@@ -233,18 +239,21 @@ fn provider_account_headers_are_removed_from_responses() {
 
 #[test]
 fn bodies_over_the_limit_get_a_413_in_the_clients_format_whatever_the_protocol() {
+    let limits = json!({ "limits": { "tokens_per_day": 1000 } });
     let config =
-        TestConfig::new().key("alpha", &["sk-alpha"], json!({})).with("max_request_body_bytes", json!(100)).build();
+        TestConfig::new().key("alpha", &["sk-alpha"], limits).with("max_request_body_bytes", json!(100)).build();
     let store = FakeStore::default();
     let anthropic = [("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")];
     // Arriving in pieces: refused as soon as the buffered body passes the limit.
     let mut flow = RequestFlow::new(Some(config.clone()), 0);
     let mut headers = request("POST", "/v1/messages", &anthropic);
     flow.on_request_headers(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, false);
-    assert_eq!(flow.on_request_body_progress(100), BodyProgress::KeepReading);
-    let BodyProgress::Respond(reply) = flow.on_request_body_progress(101) else { panic!("101 bytes were read on") };
+    let mut io = Io { headers: &mut headers, store: &store, clock: &NOW };
+    assert_eq!(flow.on_request_body_progress(&mut io, 100), BodyProgress::KeepReading);
+    let BodyProgress::Respond(reply) = flow.on_request_body_progress(&mut io, 101) else { panic!("read on") };
     let body: Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!((reply.status, body["error"]["type"].as_str()), (413, Some("request_too_large")));
+    assert_eq!(header(&reply.headers, "x-ratelimit-limit-tokens"), Some("1000"));
     let late = flow.on_request_body(&mut Io { headers: &mut headers, store: &store, clock: &NOW }, &[b' '; 101]);
     assert_eq!(late, BodyAction::Hold, "the answered request stays stopped");
     // Arriving whole (the host saw it only at the end).

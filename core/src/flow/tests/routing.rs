@@ -246,7 +246,7 @@ fn upstream_paths_follow_the_configured_prefix_and_query() {
             "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
         ),
         ("gemini", "/v1/chat/completions", "/v1beta/openai/chat/completions"),
-        ("gemini", "/v1/embeddings?x=1", "/v1beta/openai/embeddings?x=1"),
+        ("gemini", "/v1/embeddings?x=1&note=hi", "/v1beta/openai/embeddings"),
     ];
     for (model, client_path, upstream_path) in cases {
         let body = json!({ "model": model, "input": "hi", "messages": [] }).to_string();
