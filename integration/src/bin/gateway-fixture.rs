@@ -16,8 +16,7 @@ const LITELLM_KEY: &str = "sk-litellm-master";
 fn with_litellm(mut config: Value) -> Value {
     config["upstreams"]["litellm_anthropic"] =
         json!({ "cluster": "litellm", "api": "anthropic", "headers": { "x-api-key": LITELLM_KEY } });
-    config["upstreams"]["litellm_openai"] =
-        json!({ "cluster": "litellm", "api": "openai", "headers": { "authorization": format!("Bearer {LITELLM_KEY}") } });
+    config["upstreams"]["litellm_openai"] = json!({ "cluster": "litellm", "api": "openai", "headers": { "authorization": format!("Bearer {LITELLM_KEY}") } });
     config["models"]["ll-claude"] = json!({ "upstream": "litellm_anthropic", "model": "mock-claude" });
     config["models"]["ll-gpt"] = json!({ "upstream": "litellm_openai", "model": "mock-gpt" });
     config
