@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark (docs/performance.md): builds everything in release mode, then measures plain Envoy,
-# Envoy with the filter (four configurations) and LiteLLM's proxy on the same upstream, interleaved,
+# Envoy with the filter (six configurations) and LiteLLM's proxy on the same upstream, interleaved,
 # and prints the table with ratios. The first run installs its tools into .bench/: the oha load
 # generator (from crates.io, a few minutes to compile) and LiteLLM (from PyPI).
 #
@@ -8,7 +8,8 @@
 #
 # Configurations: (a) Envoy, no filter (the baseline, always measured); (b) filter: auth + routing;
 # (c) (b) + request and token limits; (d) filter: cache hit; (e) (c), streamed response;
-# (f) LiteLLM's proxy. Report: target/bench/report.md.
+# (f) LiteLLM's proxy; (g) (b) with an OpenAI client translated to an Anthropic provider; (h) (g)
+# with a 200-event stream translated event by event. Report: target/bench/report.md.
 # Environment settings:
 #   BENCH_ROUNDS       interleaved rounds (3)
 #   BENCH_SECONDS      seconds per measurement (5)

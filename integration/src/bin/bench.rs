@@ -1,6 +1,7 @@
 //! The benchmark: plain Envoy against Envoy with the filter (auth and routing; plus limits; a cache
-//! hit; a stream with usage counted) and LiteLLM's proxy, all on the same fixed upstream, measured in
-//! one run with the configurations interleaved so that machine noise hits them alike.
+//! hit; a stream with usage counted; an OpenAI client translated to an Anthropic provider, JSON and a
+//! 200-event stream) and LiteLLM's proxy, all on the same fixed upstream, measured in one run with
+//! the configurations interleaved so that machine noise hits them alike.
 //!
 //! Run it through `./scripts/bench.sh`, which installs `oha` and LiteLLM and builds everything.
 //! Environment: `BENCH_ROUNDS` (3), `BENCH_SECONDS` per measurement (5), `BENCH_CONNECTIONS` (32),
@@ -28,8 +29,28 @@ fn tool(env: &str, default: &str) -> PathBuf {
     std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| repo_root().join(default))
 }
 
+/// A fixed Anthropic message at `/v1/messages` and, with `x-bench-stream`, a 200-event Anthropic stream.
+fn anthropic_answers() -> (String, String) {
+    let message = r#"{"id":"msg_bench","type":"message","role":"assistant","model":"claude-bench","content":[{"type":"text","text":"Hello! How can I help you today?"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":9}}"#;
+    let mut stream = String::from(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-bench\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n\
+         event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+    );
+    for i in 0..196 {
+        stream.push_str(&format!(
+            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\" word{i}\"}}}}\n\n"
+        ));
+    }
+    stream.push_str(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+         event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":196}}\n\n\
+         event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    (message.to_owned(), stream)
+}
+
 /// A fixed chat completion (or, with `x-bench-stream`, a fixed SSE stream with usage) from Envoy's
-/// `direct_response`, so the upstream is never the bottleneck.
+/// `direct_response`, so the upstream is never the bottleneck; Anthropic answers at `/v1/messages`.
 fn upstream_bootstrap() -> Value {
     let mut stream = String::new();
     for word in ["Hello!", " How", " can", " I", " help", " you", " today?"] {
@@ -40,6 +61,10 @@ fn upstream_bootstrap() -> Value {
     stream.push_str("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}\n\ndata: [DONE]\n\n");
     let answer = |body: &str, content_type: &str| json!({ "status": 200, "body": { "inline_string": body } , "content_type": content_type });
     let (json_answer, sse_answer) = (answer(CHAT, "application/json"), answer(&stream, "text/event-stream"));
+    let (message, message_stream) = anthropic_answers();
+    let (message_answer, message_sse) =
+        (answer(&message, "application/json"), answer(&message_stream, "text/event-stream"));
+    let streamed = json!([ { "name": "x-bench-stream", "present_match": true } ]);
     let route = |matcher: Value, answer: &Value| {
         json!({ "match": matcher, "direct_response": { "status": 200, "body": answer["body"] },
                 "response_headers_to_add": [ { "header": { "key": "content-type", "value": answer["content_type"] } } ] })
@@ -54,8 +79,11 @@ fn upstream_bootstrap() -> Value {
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "upstream",
-                    "route_config": { "virtual_hosts": [ { "name": "all", "domains": ["*"], "routes": [
-                        route(json!({ "prefix": "/", "headers": [ { "name": "x-bench-stream", "present_match": true } ] }), &sse_answer),
+                    "route_config": { "max_direct_response_body_size_bytes": 1048576,
+                                      "virtual_hosts": [ { "name": "all", "domains": ["*"], "routes": [
+                        route(json!({ "prefix": "/v1/messages", "headers": streamed }), &message_sse),
+                        route(json!({ "prefix": "/v1/messages" }), &message_answer),
+                        route(json!({ "prefix": "/", "headers": streamed }), &sse_answer),
                         route(json!({ "prefix": "/" }), &json_answer)
                     ] } ] },
                     // Read the whole request before answering, as a real provider does; answering
@@ -80,11 +108,15 @@ fn filter_config(extra: Value) -> Value {
         "keys": [ { "id": "bench", "sha256": hex } ],
         "upstreams": {
             "openai": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider" } },
-            "openai-stream": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-stream": "1" } }
+            "openai-stream": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-stream": "1" } },
+            "anthropic": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider" } },
+            "anthropic-stream": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider", "x-bench-stream": "1" } }
         },
         "models": {
             "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
-            "gpt-4o-mini-stream": { "upstream": "openai-stream", "model": "gpt-4o-mini-2024-07-18" }
+            "gpt-4o-mini-stream": { "upstream": "openai-stream", "model": "gpt-4o-mini-2024-07-18" },
+            "claude": { "upstream": "anthropic", "model": "claude-bench" },
+            "claude-stream": { "upstream": "anthropic-stream", "model": "claude-bench" }
         }
     });
     if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
@@ -286,6 +318,10 @@ fn main() -> Result<(), String> {
     let stream = json!({ "model": "gpt-4o-mini-stream", "stream": true, "max_tokens": 64,
                          "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] })
     .to_string();
+    let translated = json!({ "model": "claude", "max_tokens": 64, "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] }).to_string();
+    let translated_stream = json!({ "model": "claude-stream", "stream": true, "max_tokens": 64,
+                                    "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] })
+    .to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
     let scenarios = [
         Scenario {
@@ -327,6 +363,22 @@ fn main() -> Result<(), String> {
             key: KEY,
             body: stream,
             pid: limited.pid,
+        },
+        Scenario {
+            label: "g",
+            description: "(b), OpenAI client translated to an Anthropic provider",
+            url: url(routing.port),
+            key: KEY,
+            body: translated,
+            pid: routing.pid,
+        },
+        Scenario {
+            label: "h",
+            description: "(g), a 200-event stream translated event by event",
+            url: url(routing.port),
+            key: KEY,
+            body: translated_stream,
+            pid: routing.pid,
         },
     ];
     let mut scenarios: Vec<Scenario> = scenarios.into_iter().filter(|s| selected(s.label)).collect();
@@ -412,6 +464,17 @@ fn render(
         ));
     }
     let by_label = |label: &str| scenarios.iter().position(|s| s.label == label).and_then(|i| figures.get(i));
+    if let (Some(b), Some(g), Some(h)) = (by_label("b"), by_label("g"), by_label("h")) {
+        let cpu = |x: &Figures| median(&x.cpu_us);
+        out.push_str(&format!(
+            "\nTranslation: CPU per request (g) {:.1} µs, (h) {:.1} µs, against (b) {:.1} µs: +{:.1} µs for a translated JSON answer, +{:.1} µs for a translated 200-event stream.\n",
+            cpu(g),
+            cpu(h),
+            cpu(b),
+            cpu(g) - cpu(b),
+            cpu(h) - cpu(b),
+        ));
+    }
     let (Some(b), Some(d), Some(f)) = (by_label("b"), by_label("d"), by_label("f")) else { return out };
     let added = |x: &Figures| median(&x.p50_ms) - base_p50;
     out.push_str(&format!(
