@@ -27,11 +27,17 @@ async fn h2_request(port: u16, headers: &[(&str, &str)], pieces: &[&str], traile
     }
     let ends_with_headers = pieces.is_empty() && !trailers;
     let (response, mut stream) = client.send_request(request.body(()).unwrap(), ends_with_headers).unwrap();
+    // The gateway may answer (a 413) and reset the stream before the whole body is sent: stop
+    // sending then, and read the answer.
+    let mut sent_whole = true;
     for (i, piece) in pieces.iter().enumerate() {
         let last = i + 1 == pieces.len() && !trailers;
-        stream.send_data(bytes::Bytes::copy_from_slice(piece.as_bytes()), last).unwrap();
+        if stream.send_data(bytes::Bytes::copy_from_slice(piece.as_bytes()), last).is_err() {
+            sent_whole = false;
+            break;
+        }
     }
-    if trailers {
+    if trailers && sent_whole {
         let mut map = http::HeaderMap::new();
         map.insert("x-t", http::HeaderValue::from_static("1"));
         stream.send_trailers(map).unwrap();
