@@ -162,7 +162,13 @@ pub fn openai_chat_to_anthropic_response(body: &[u8], client_model: &str) -> Res
         content.push(tool_use_block(call));
     }
     let finish_reason = choice.get("finish_reason").and_then(Value::as_str).unwrap_or("stop");
-    let stop_reason = if refusal.is_some() { "refusal" } else { stop_reason_for(finish_reason) };
+    let has_tool_calls = content.iter().any(|block| block["type"] == "tool_use");
+    let stop_reason = match finish_reason {
+        _ if refusal.is_some() => "refusal",
+        // Some OpenAI-compatible servers end a turn of tool calls with `stop` (as the stream does).
+        "stop" if has_tool_calls => "tool_use",
+        other => stop_reason_for(other),
+    };
     let id = response.get("id").and_then(Value::as_str).unwrap_or_default();
     let answer = json!({
         "id": anthropic_message_id(id),

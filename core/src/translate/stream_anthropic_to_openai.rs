@@ -11,7 +11,8 @@
 //! | thinking and server-tool blocks         | nothing                                                            |
 //! | `message_delta`                         | `delta: {}` with `finish_reason`; then, if the client asked, the usage chunk (`choices: []`) |
 //! | `message_stop`                          | `data: [DONE]`                                                     |
-//! | `ping`, `content_block_stop`, unknown   | nothing                                                            |
+//! | `content_block_stop` of a tool call     | its arguments if no delta sent any: the start block's input, or `{}` |
+//! | `ping`, other `content_block_stop`, unknown | nothing                                                        |
 //! | `error`                                 | `data: {"error": {...}}`, and the translation ends (no `[DONE]`)   |
 //!
 //! The error chunk keeps the provider's message; its `type` is the gateway's OpenAI type for the
@@ -48,6 +49,7 @@ impl AnthropicToOpenAiStream {
                 include_usage,
                 id: None,
                 block: Block::None,
+                start_input: None,
                 tool_calls: 0,
                 usage: Usage::default(),
                 finished: false,
@@ -77,6 +79,8 @@ enum Block {
     ToolCall {
         index: u64,
         call: u32,
+        /// Some `arguments` text has been sent for this call.
+        sent_arguments: bool,
     },
     /// A block the client's API has no place for (thinking, server tools).
     Skipped,
@@ -99,6 +103,8 @@ struct Translator {
     /// The completion id, once `message_start` has been read.
     id: Option<String>,
     block: Block,
+    /// The input a tool call's start block carried, until its arguments are sent.
+    start_input: Option<Value>,
     /// How many tool calls have started (the next one's OpenAI `index`).
     tool_calls: u32,
     usage: Usage,
@@ -131,7 +137,10 @@ enum Event {
     Error {
         error: ErrorBody,
     },
-    /// `ping`, `content_block_stop`, and event types added later: nothing to translate.
+    ContentBlockStop {
+        index: u64,
+    },
+    /// `ping`, and event types added later: nothing to translate.
     #[serde(other)]
     Other,
 }
@@ -152,6 +161,9 @@ enum StartedBlock {
     ToolUse {
         id: String,
         name: String,
+        /// The whole input when a provider sends it here rather than in deltas.
+        #[serde(default)]
+        input: Option<Value>,
     },
     #[serde(other)]
     Other,
@@ -316,10 +328,12 @@ impl Translator {
                     self.chunk(Delta { content: Some(&text), ..Delta::default() }, None, out);
                 }
             }
-            StartedBlock::ToolUse { id, name } => {
+            StartedBlock::ToolUse { id, name, input } => {
                 let call = self.tool_calls;
                 self.tool_calls = call.saturating_add(1);
-                self.block = Block::ToolCall { index, call };
+                self.block = Block::ToolCall { index, call, sent_arguments: false };
+                // Sent as the arguments if no delta follows (OpenAI never sends empty arguments).
+                self.start_input = input.filter(|input| input.as_object().is_some_and(|o| !o.is_empty()));
                 let function = Function { name: Some(&name), arguments: "" };
                 let tool_call = ToolCall { index: call, id: Some(&id), kind: Some("function"), function };
                 self.chunk(Delta { tool_calls: Some([tool_call]), ..Delta::default() }, None, out);
@@ -333,9 +347,10 @@ impl Translator {
             (BlockDelta::TextDelta { text }, Block::Text { index: open }) if open == index && !text.is_empty() => {
                 self.chunk(Delta { content: Some(&text), ..Delta::default() }, None, out);
             }
-            (BlockDelta::InputJsonDelta { partial_json }, Block::ToolCall { index: open, call })
+            (BlockDelta::InputJsonDelta { partial_json }, Block::ToolCall { index: open, call, .. })
                 if open == index && !partial_json.is_empty() =>
             {
+                self.block = Block::ToolCall { index, call, sent_arguments: true };
                 let function = Function { name: None, arguments: &partial_json };
                 let tool_call = ToolCall { index: call, id: None, kind: None, function };
                 self.chunk(Delta { tool_calls: Some([tool_call]), ..Delta::default() }, None, out);
@@ -344,7 +359,24 @@ impl Translator {
         }
     }
 
+    /// A tool call whose input came whole in its start block, or was empty, gets its arguments now:
+    /// the start block's input, or `{}`.
+    fn block_stop(&mut self, index: u64, out: &mut Vec<u8>) {
+        if let Block::ToolCall { index: open, call, sent_arguments: false } = self.block {
+            if open == index {
+                let arguments = self.start_input.take().map_or_else(|| "{}".to_owned(), |input| input.to_string());
+                let function = Function { name: None, arguments: &arguments };
+                let tool_call = ToolCall { index: call, id: None, kind: None, function };
+                self.chunk(Delta { tool_calls: Some([tool_call]), ..Delta::default() }, None, out);
+                self.block = Block::ToolCall { index, call, sent_arguments: true };
+            }
+        }
+    }
+
     fn message_delta(&mut self, delta: MessageDeltaBody, usage: Option<UsageIn>, out: &mut Vec<u8>) {
+        if let Block::ToolCall { index, .. } = self.block {
+            self.block_stop(index, out);
+        }
         self.record_usage(usage);
         if std::mem::replace(&mut self.finished, true) {
             return;
@@ -390,6 +422,7 @@ impl EventTranslator for Translator {
             _ if self.id.is_none() => self.protocol_error("the upstream stream did not start with message_start", out),
             Event::ContentBlockStart { index, content_block } => self.block_start(index, content_block, out),
             Event::ContentBlockDelta { index, delta } => self.block_delta(index, delta, out),
+            Event::ContentBlockStop { index } => self.block_stop(index, out),
             Event::MessageDelta { delta, usage } => self.message_delta(delta, usage, out),
             Event::MessageStop => {
                 out.extend_from_slice(b"data: [DONE]\n\n");

@@ -87,12 +87,23 @@ struct OpenBlock {
     kind: BlockKind,
 }
 
-/// The content block of one tool call (by its OpenAI `index`).
-#[derive(Debug, Clone, Copy)]
+/// One tool call (by its OpenAI `index`) and its content block. The first call streams live; a
+/// call that starts while another is open waits, its arguments kept, until the turn finishes: OpenAI
+/// may interleave the argument fragments of parallel calls, and Anthropic's blocks come one after
+/// the other.
+#[derive(Debug, Clone)]
 struct ToolBlock {
     call: u32,
-    block: u32,
+    /// The content block, once started.
+    block: Option<u32>,
+    id: String,
+    name: String,
+    /// Arguments received while the call waits.
+    pending: String,
 }
+
+/// The most argument text kept for calls that wait (beyond it, the stream ends with an error).
+const MAX_PENDING_ARGUMENTS: usize = 1 << 20;
 
 #[derive(Debug)]
 struct Translator {
@@ -306,7 +317,7 @@ impl Translator {
             }
         }
         if let Some(finish_reason) = choice.finish_reason {
-            self.close_block(out);
+            self.flush_tools(out);
             self.stop_reason = Some(match finish_reason.as_str() {
                 _ if self.refusal => "refusal",
                 // Some OpenAI-compatible servers end a turn of tool calls with `stop`.
@@ -331,6 +342,9 @@ impl Translator {
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<u8>) {
+        if self.tools.iter().any(|tool| tool.block.is_none()) {
+            self.flush_tools(out);
+        }
         let index = match self.open {
             Some(OpenBlock { index, kind: BlockKind::Text }) => index,
             _ => {
@@ -345,23 +359,61 @@ impl Translator {
     fn tool_call(&mut self, call: ToolCallIn, out: &mut Vec<u8>) {
         let number = call.index.unwrap_or(0);
         let function = call.function.unwrap_or_default();
-        let index = match self.tools.iter().find(|tool| tool.call == number) {
-            Some(tool) => tool.block,
+        let position = match self.tools.iter().position(|tool| tool.call == number) {
+            Some(position) => position,
             None if self.tools.len() >= MAX_TOOL_CALLS => {
                 return self.protocol_error(&format!("more than {MAX_TOOL_CALLS} tool calls"), out);
             }
             None => {
-                let index = self.new_block(BlockKind::ToolUse, out);
-                self.tools.push(ToolBlock { call: number, block: index });
                 let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("toolu_{number}"));
-                let name = function.name.as_deref().unwrap_or_default();
-                let content_block = BlockOut::ToolUse { id: &id, name, input: EmptyObject {} };
-                write_event(out, &Out::ContentBlockStart { index, content_block });
-                index
+                let name = function.name.clone().unwrap_or_default();
+                self.tools.push(ToolBlock { call: number, block: None, id, name, pending: String::new() });
+                let position = self.tools.len() - 1;
+                let streaming = matches!(self.open, Some(OpenBlock { kind: BlockKind::ToolUse, .. }));
+                if !streaming {
+                    self.start_tool(position, out);
+                }
+                position
             }
         };
-        if let Some(partial_json) = function.arguments.as_deref().filter(|arguments| !arguments.is_empty()) {
-            write_event(out, &Out::ContentBlockDelta { index, delta: DeltaOut::InputJsonDelta { partial_json } });
+        let Some(partial_json) = function.arguments.as_deref().filter(|arguments| !arguments.is_empty()) else {
+            return;
+        };
+        let open_index = self.open.map(|open| open.index);
+        let Some(tool) = self.tools.get_mut(position) else { return };
+        match tool.block {
+            Some(index) if Some(index) == open_index => {
+                write_event(out, &Out::ContentBlockDelta { index, delta: DeltaOut::InputJsonDelta { partial_json } });
+            }
+            _ if tool.pending.len() + partial_json.len() > MAX_PENDING_ARGUMENTS => {
+                self.protocol_error("tool-call arguments too large to reorder", out);
+            }
+            _ => tool.pending.push_str(partial_json),
+        }
+    }
+
+    /// Opens the content block of the tool call at `position`.
+    fn start_tool(&mut self, position: usize, out: &mut Vec<u8>) {
+        let index = self.new_block(BlockKind::ToolUse, out);
+        let Some(tool) = self.tools.get_mut(position) else { return };
+        tool.block = Some(index);
+        let content_block = BlockOut::ToolUse { id: &tool.id, name: &tool.name, input: EmptyObject {} };
+        write_event(out, &Out::ContentBlockStart { index, content_block });
+    }
+
+    /// Closes the open block, then sends every waiting tool call whole, one block after the other.
+    fn flush_tools(&mut self, out: &mut Vec<u8>) {
+        self.close_block(out);
+        for position in 0..self.tools.len() {
+            if self.tools.get(position).is_some_and(|tool| tool.block.is_none()) {
+                self.start_tool(position, out);
+                let pending = self.tools.get_mut(position).map(|tool| std::mem::take(&mut tool.pending));
+                if let (Some(partial_json), Some(open)) = (pending.filter(|p| !p.is_empty()), self.open) {
+                    let delta = DeltaOut::InputJsonDelta { partial_json: &partial_json };
+                    write_event(out, &Out::ContentBlockDelta { index: open.index, delta });
+                }
+                self.close_block(out);
+            }
         }
     }
 

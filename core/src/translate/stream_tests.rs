@@ -650,6 +650,8 @@ fn parallel_anthropic_tool_calls_are_numbered_by_call() {
         tool_start_chunk(1, "toolu_01B5Kq8bTgqJ7bWcVw2yYbXg", "get_time"),
         arguments_chunk(1, "{\"timezone\": \"Asia/Tokyo\"}"),
         tool_start_chunk(2, "toolu_01C2", "list_cities"),
+        // A call with no input gets `{}` when its block stops (OpenAI never sends empty arguments).
+        arguments_chunk(2, "{}"),
         chunk(json!({}), json!("tool_calls")),
         json!("[DONE]"),
     ];
@@ -668,7 +670,7 @@ fn parallel_anthropic_tool_calls_are_numbered_by_call() {
         [
             ("toolu_01A09q90qw90lq917835lq9", "get_weather", "{\"city\": \"Paris\"}"),
             ("toolu_01B5Kq8bTgqJ7bWcVw2yYbXg", "get_time", "{\"timezone\": \"Asia/Tokyo\"}"),
-            ("toolu_01C2", "list_cities", ""),
+            ("toolu_01C2", "list_cities", "{}"),
         ]
     );
     assert_eq!(fold.message["content"], "");
@@ -1109,12 +1111,14 @@ fn interleaved_openai_tool_calls_keep_each_fragment_with_its_call() {
         text_start(0),
         text_delta(0, "Checking both."),
         block_stop(0),
+        // The first call streams live; the second waits, whole, until the turn finishes: every
+        // block starts, receives its deltas and stops before the next one starts.
         tool_start(1, "call_A", "get_weather"),
         json_delta(1, "{\"city\":"),
+        json_delta(1, "\"Paris\"}"),
         block_stop(1),
         tool_start(2, "call_B", "get_time"),
         json_delta(2, "{\"city\":\"Tokyo\"}"),
-        json_delta(1, "\"Paris\"}"),
         block_stop(2),
         message_delta("tool_use", 120, 0, 40),
         message_stop(),
@@ -1335,4 +1339,18 @@ fn an_unreadable_openai_stream_ends_with_an_error() {
 fn a_last_openai_event_without_its_empty_line_still_counts() {
     let input = openai_text_stream();
     assert_eq!(anthropic_events(&to_anthropic(input.trim_end())).last(), Some(&message_stop()));
+}
+
+#[test]
+fn a_tool_input_sent_whole_in_its_start_block_becomes_the_arguments() {
+    let stream = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{\"a\":1}}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":5}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    let events = openai_events(&to_openai(stream, false));
+    let fold = fold_openai(&events).unwrap();
+    assert_eq!(fold.message["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
 }

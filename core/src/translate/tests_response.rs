@@ -283,3 +283,16 @@ fn untranslatable_responses_are_server_errors() {
         assert_eq!((error.status(), error.code), (500, "invalid_upstream_response"));
     }
 }
+
+#[test]
+fn a_stop_with_tool_calls_is_tool_use_as_in_streams() {
+    let answer = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [ { "index": 0, "finish_reason": "stop", "message": { "role": "assistant", "content": null,
+            "tool_calls": [ { "id": "call_1", "type": "function", "function": { "name": "f", "arguments": "{}" } } ] } } ],
+        "usage": { "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2 }
+    });
+    let translated = openai_chat_to_anthropic_response(answer.to_string().as_bytes(), "client-model").unwrap();
+    let message: Value = serde_json::from_slice(&translated).unwrap();
+    assert_eq!(message["stop_reason"], "tool_use");
+}
