@@ -184,6 +184,7 @@ behind it. Logs: .run/envoy.log and .run/mock.log. Press Ctrl-C to stop.
 Demo keys:  sk-demo-alpha  (every model, 60 requests/minute)
             sk-demo-beta   (claude-* models only)
 Models:     gpt-4o-mini (OpenAI API), claude-haiku (Anthropic API), smart (90% gpt-4o, 10% claude-sonnet-4-0)
+            Either SDK reaches every model: a request in the other API is translated both ways.
 
 Try it:
 
