@@ -216,9 +216,7 @@ impl GatewayHttp {
         }
         self.flush();
     }
-}
 
-impl GatewayHttp {
     /// The request has ended: reads the whole buffered body and carries out the flow's decision.
     /// Nothing but `Forward` lets the request continue to a cluster.
     fn decide_on_request(&mut self) -> Action {
@@ -246,9 +244,7 @@ impl GatewayHttp {
             BodyAction::Hold => Action::Pause,
         }
     }
-}
 
-impl GatewayHttp {
     /// Hands the flow the body it asked for (the current chunk, or a held body whole) and puts the
     /// client's bytes in its place when the flow changed them.
     fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
