@@ -77,6 +77,44 @@ pub fn authenticate<'c>(config: &'c Config, headers: &mut dyn HeaderMap) -> Resu
     config.key_by_digest(&digest).ok_or(AuthError::Unknown { digest_prefix })
 }
 
+/// Query parameters that carry credentials in some APIs: never accepted, never forwarded.
+const CREDENTIAL_QUERY_PARAMETERS: [&str; 9] =
+    ["api_key", "apikey", "key", "access_token", "token", "x_api_key", "authorization", "auth", "bearer"];
+
+/// Whether the path's query string carries a credential parameter: by name, in any case or
+/// percent-encoding, separated by `&` or `;`, with or without `[]`. (The query is never forwarded
+/// anyway; this answers such a client with a clear 401 instead of ignoring its key.)
+pub fn query_carries_credential(path: &str) -> bool {
+    let Some((_, query)) = path.split_once('?') else { return false };
+    query.split(['&', ';']).any(|pair| {
+        let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let name = percent_decoded(&percent_decoded(raw_name)).replace('+', " ");
+        let name = name.trim().trim_end_matches("[]").to_ascii_lowercase().replace('-', "_");
+        CREDENTIAL_QUERY_PARAMETERS.iter().any(|credential| name == credential.replace('-', "_"))
+    })
+}
+
+/// `%XX` sequences decoded (invalid ones kept as they are); not UTF-8 checked beyond lossy.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (byte, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(value)) => {
+                decoded.push(value);
+                i += 3;
+            }
+            _ => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +143,24 @@ mod tests {
         for (headers, expected) in cases {
             let mut headers = FakeHeaders::new(headers);
             assert_eq!(presented_key(&mut headers).as_deref().map_err(|e| *e), *expected, "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_found_in_any_spelling() {
+        let cases = [
+            ("/v1/chat/completions", false),
+            ("/v1/chat/completions?api-version=1&note=key-less", false),
+            ("/v1/chat/completions?api_key=x", true),
+            ("/v1/chat/completions?x=1;KEY=x", true),
+            ("/v1/chat/completions?%61pi_key=x", true),
+            ("/v1/chat/completions?api%255Fkey=x", true),
+            ("/v1/chat/completions?api+key=x", false),
+            ("/v1/chat/completions?access_token[]=x", true),
+            ("/v1/chat/completions?Authorization=Bearer%20x", true),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(query_carries_credential(path), expected, "{path}");
         }
     }
 

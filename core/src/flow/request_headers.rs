@@ -42,7 +42,7 @@ pub(super) fn decide(
     let path = io.headers.get(":path").unwrap_or_default();
     let classified = classify(&method, &path, io.headers.get("anthropic-version").is_some());
     let format = classified.format;
-    if query_has_credential(&path) {
+    if auth::query_carries_credential(&path) {
         let message = "API keys are not accepted in the query string; send the key in a header \
                        (`Authorization: Bearer KEY`, `x-api-key: KEY` or `api-key: KEY`).";
         return Err(LocalReply::error(&ApiError::new(ErrorKind::Unauthorized, "invalid_api_key", message), format));
@@ -100,44 +100,6 @@ fn dispatch(
 /// A method name as it may appear in a message: at most 16 token characters.
 fn printable(method: &str) -> String {
     method.chars().filter(char::is_ascii_alphanumeric).take(16).collect()
-}
-
-/// Query parameters that carry credentials in some APIs: never accepted, never forwarded.
-const CREDENTIAL_QUERY_PARAMETERS: [&str; 9] =
-    ["api_key", "apikey", "key", "access_token", "token", "x_api_key", "authorization", "auth", "bearer"];
-
-/// Whether the path's query string carries a credential parameter: by name, in any case or
-/// percent-encoding, separated by `&` or `;`, with or without `[]`. (The query is never forwarded
-/// anyway; this answers such a client with a clear 401 instead of ignoring its key.)
-fn query_has_credential(path: &str) -> bool {
-    let Some((_, query)) = path.split_once('?') else { return false };
-    query.split(['&', ';']).any(|pair| {
-        let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-        let name = percent_decoded(&percent_decoded(raw_name)).replace('+', " ");
-        let name = name.trim().trim_end_matches("[]").to_ascii_lowercase().replace('-', "_");
-        CREDENTIAL_QUERY_PARAMETERS.iter().any(|credential| name == credential.replace('-', "_"))
-    })
-}
-
-/// `%XX` sequences decoded (invalid ones kept as they are); not UTF-8 checked beyond lossy.
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (byte, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(value)) => {
-                decoded.push(value);
-                i += 3;
-            }
-            _ => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// Finds the key, removes every credential header, and tells the upstream which key it was.
