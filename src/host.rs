@@ -257,7 +257,7 @@ impl GatewayHttp {
         let action = self.flow.on_response_body(&chunk, end_of_stream);
         self.read_response_body = action.read_body;
         if let Some(bytes) = action.replace {
-            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &bytes).is_err() {
+            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
                 log(LogLevel::Error, "ai-gateway: could not replace a response body chunk");
             }
         }
@@ -328,12 +328,8 @@ impl HttpContext for GatewayHttp {
     /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): a held body is handed
     /// over whole now, then the request is settled.
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        let buffered = match self.hold_response_body {
-            true => {
-                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, usize::MAX).ok().flatten().map_or(0, |b| b.len())
-            }
-            false => 0,
-        };
+        // A held body is still buffered: read it whole (the size is capped by what is there).
+        let buffered = if self.hold_response_body { usize::MAX } else { 0 };
         self.pass_response_body(buffered, true);
         self.finish();
         Action::Continue

@@ -7,10 +7,16 @@
 use crate::config::Upstream;
 use crate::endpoint::ModelEndpoint;
 
+/// Where a path prefix takes the model sent upstream.
+const MODEL_PLACEHOLDER: &str = "{model}";
+
 /// The upstream path for a request to `endpoint` served by `upstream_model`.
 pub fn upstream_path(upstream: &Upstream, endpoint: ModelEndpoint, upstream_model: &str) -> String {
-    let prefix = upstream.path_prefix.replace("{model}", &percent_encode(upstream_model));
-    let mut path = format!("{prefix}{}", endpoint.path_suffix());
+    let mut path = match upstream.path_prefix.contains(MODEL_PLACEHOLDER) {
+        true => upstream.path_prefix.replace(MODEL_PLACEHOLDER, &percent_encode(upstream_model)),
+        false => upstream.path_prefix.clone(),
+    };
+    path.push_str(endpoint.path_suffix());
     if let Some(query) = upstream.query.as_deref() {
         path.push('?');
         path.push_str(query);

@@ -16,7 +16,7 @@ use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 use crate::quota::reservation::{self, Declared, Reservation};
-use crate::request_body::{self, RequestFields, StreamOptions};
+use crate::request_body::{self, OutputCaps, RequestFields, StreamOptions};
 use crate::routing::{self, Resolved};
 use crate::translate::plan::{ClientView, Translation};
 use crate::upstream_headers;
@@ -116,9 +116,18 @@ fn provider_request(config: &Config, routed: &Routed, io: &Io) -> Result<Provide
     };
     let default_max_tokens = config.model(&fields.model).map_or(DEFAULT_MAX_TOKENS, |(_, m)| m.default_max_tokens);
     let body = translation.request(routed.body, upstream_model, default_max_tokens)?;
-    let translated = request_body::read_fields(&body)?;
     let endpoint = translation.provider_endpoint();
-    let declared = reservation::declared(endpoint, translated.output_caps, translated.choices, routed.body.len());
+    // The cap the translated body carries, known without parsing it again: Anthropic's `max_tokens`
+    // is the client's cap or the model's default; OpenAI's is the client's `max_tokens`.
+    let caps = fields.output_caps;
+    let cap = match translation {
+        Translation::OpenAiChatToAnthropic => {
+            Some(caps.max_completion_tokens.or(caps.max_tokens).unwrap_or(default_max_tokens))
+        }
+        Translation::AnthropicToOpenAiChat => caps.max_tokens,
+    };
+    let translated_caps = OutputCaps { max_tokens: cap, ..OutputCaps::default() };
+    let declared = reservation::declared(endpoint, translated_caps, 1, routed.body.len());
     let client = ClientView {
         model: fields.model.clone(),
         created: io.clock.now_ns() / 1_000_000_000,

@@ -89,12 +89,11 @@ impl RequestFlow {
     /// or its trailers). Outside the body phase nothing is forwarded: a request that was answered
     /// stays held, and one the gateway never decided on is refused.
     pub fn on_request_body(&mut self, io: &mut Io, body: &[u8]) -> BodyAction {
-        let awaiting = match (&self.phase, &self.config) {
-            (Phase::RequestBody(awaiting), Some(_)) => *awaiting,
+        let (awaiting, config) = match (&self.phase, &self.config) {
+            (Phase::RequestBody(awaiting), Some(config)) => (*awaiting, config.clone()),
             (Phase::Done, _) => return BodyAction::Hold,
             _ => return BodyAction::Respond(self.refuse_undecided()),
         };
-        let Some(config) = self.config.clone() else { return BodyAction::Respond(self.refuse_undecided()) };
         if too_large(&config, body.len()) {
             let reply = body_too_large(&config, awaiting, io);
             return BodyAction::Respond(self.answer(reply));

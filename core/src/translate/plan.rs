@@ -66,9 +66,7 @@ impl Translation {
                 Kind::Stream(Box::new(Stream::ToAnthropic(OpenAiToAnthropicStream::new(&client.model)))),
             ),
             (true, _, _) => ResponseTranslator(Kind::Whole { translation: self, client: client.clone() }),
-            (false, _, _) => {
-                ResponseTranslator(Kind::Error { status: status.unwrap_or(502), provider: self.provider_api() })
-            }
+            (false, _, _) => ResponseTranslator(Kind::Error { status: status.unwrap_or(502), translation: self }),
         }
     }
 }
@@ -97,7 +95,7 @@ enum Kind {
     /// A whole JSON answer, translated once it has arrived.
     Whole { translation: Translation, client: ClientView },
     /// A provider error, rewritten into the client's error format once it has arrived.
-    Error { status: u16, provider: Api },
+    Error { status: u16, translation: Translation },
     /// An event stream, translated chunk by chunk.
     Stream(Box<Stream>),
 }
@@ -129,15 +127,10 @@ impl ResponseTranslator {
                     }
                     Translation::AnthropicToOpenAiChat => openai_chat_to_anthropic_response(body, &client.model),
                 };
-                let client_format = translation.provider_api_opposite();
-                translated.unwrap_or_else(|error| error.body(client_format))
+                translated.unwrap_or_else(|error| error.body(translation.client_format()))
             }
-            Kind::Error { status, provider } => {
-                let client = match provider {
-                    Api::OpenAi => ApiFormat::Anthropic,
-                    Api::Anthropic => ApiFormat::OpenAi,
-                };
-                provider_error_to_client(*status, body, *provider, client)
+            Kind::Error { status, translation } => {
+                provider_error_to_client(*status, body, translation.provider_api(), translation.client_format())
             }
             Kind::Stream(_) => body.to_vec(),
         }
@@ -146,7 +139,7 @@ impl ResponseTranslator {
 
 impl Translation {
     /// The client's API format.
-    fn provider_api_opposite(self) -> ApiFormat {
+    fn client_format(self) -> ApiFormat {
         match self {
             Translation::OpenAiChatToAnthropic => ApiFormat::OpenAi,
             Translation::AnthropicToOpenAiChat => ApiFormat::Anthropic,
