@@ -2,8 +2,11 @@
 //! the clock, logging. It applies the decisions of [`crate::flow`] and holds no logic of its own.
 
 use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
-use ai_gateway_core::config::Config;
-use ai_gateway_core::flow::{BodyAction, BodyProgress, HeadersAction, Io, LocalReply, RequestFlow};
+use ai_gateway_core::config::{Config, Role};
+use ai_gateway_core::flow::{
+    AttemptFlow, AttemptTarget, BodyAction, BodyProgress, HeadersAction, Io, LocalReply, RequestFlow,
+    ATTEMPT_HEADERS_PROPERTY,
+};
 use ai_gateway_core::metrics::{self, MetricKind, MetricUpdate, RequestSummary};
 use ai_gateway_core::ports::{Clock, HeaderMap, SharedStore, StoreError};
 use ai_gateway_core::quota;
@@ -158,7 +161,9 @@ impl RootContext for GatewayRoot {
             hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
         match Config::parse(&document) {
             Ok(config) => {
-                quota::create_missing(&HostStore, config.limits());
+                if config.role == Role::Downstream {
+                    quota::create_missing(&HostStore, config.limits());
+                }
                 self.random_state.set(self.random_state.get() ^ now_ns());
                 self.config = Some(Rc::new(config));
                 true
@@ -171,6 +176,13 @@ impl RootContext for GatewayRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self.config.as_ref().is_some_and(|config| config.role == Role::Upstream) {
+            return Some(Box::new(AttemptHttp {
+                flow: AttemptFlow::new(self.config.clone()),
+                read_response_body: false,
+                hold_response_body: false,
+            }));
+        }
         let mut state = self.random_state.get();
         let random = next_random(&mut state);
         self.random_state.set(state);
@@ -219,7 +231,7 @@ impl GatewayHttp {
 
     /// The request has ended: reads the whole buffered body and carries out the flow's decision.
     /// Nothing but `Forward` lets the request continue to a cluster.
-    fn decide_on_request(&mut self) -> Action {
+    fn decide_on_request(&mut self, has_trailers: bool) -> Action {
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
         let action = self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body);
@@ -232,8 +244,7 @@ impl GatewayHttp {
                         return respond(internal_error());
                     }
                 }
-                // Request trailers are not the provider's business (and are never read by the gateway).
-                let _ = hostcalls::set_map(MapType::HttpRequestTrailers, vec![]);
+                clear_request_trailers(has_trailers);
                 if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
                     log(LogLevel::Error, "ai-gateway: clear_route_cache failed; refusing rather than misrouting");
                     return respond(internal_error());
@@ -280,7 +291,7 @@ impl HttpContext for GatewayHttp {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if end_of_stream {
-            return self.decide_on_request();
+            return self.decide_on_request(false);
         }
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
         let progress =
@@ -296,7 +307,7 @@ impl HttpContext for GatewayHttp {
     /// trailers that Envoy keeps). Without this the SDK's default would let the held request go
     /// upstream undecided.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.decide_on_request()
+        self.decide_on_request(true)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -337,6 +348,126 @@ impl HttpContext for GatewayHttp {
 
     fn on_log(&mut self) {
         self.finish();
+    }
+}
+
+/// One attempt of a request along a fallback chain, in the upstream filter on its aggregate cluster.
+struct AttemptHttp {
+    flow: AttemptFlow,
+    read_response_body: bool,
+    hold_response_body: bool,
+}
+
+/// A property of the stream as text; `None` when it is absent or the host refused (the SDK's own
+/// `get_property` panics on host errors other than not-found).
+fn property(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    String::from_utf8(bytes).ok().filter(|text| !text.is_empty())
+}
+
+impl AttemptHttp {
+    fn flush_logs(&mut self) {
+        for line in self.flow.take_logs() {
+            log(LogLevel::Info, &line);
+        }
+    }
+
+    fn decide_on_request(&mut self, has_trailers: bool) -> Action {
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let target = AttemptTarget {
+            cluster: property(&["xds", "cluster_name"]),
+            provider: property(&["xds", "upstream_host_metadata", "filter_metadata", "ai_gw", "provider"]),
+            request_headers: property(&[ATTEMPT_HEADERS_PROPERTY]),
+        };
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let action =
+            self.flow.on_request_body(&mut GatewayHttp::io(&mut headers, &HostClock::default()), &body, &target);
+        self.flush_logs();
+        match action {
+            BodyAction::Forward { new_body } => {
+                if let Some(new_body) = new_body {
+                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
+                        log(LogLevel::Error, "ai-gateway: could not replace the request body of an attempt");
+                        return respond(internal_error());
+                    }
+                }
+                clear_request_trailers(has_trailers);
+                Action::Continue
+            }
+            BodyAction::Respond(reply) => respond(reply),
+            BodyAction::Hold => Action::Pause,
+        }
+    }
+
+    fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
+        if !(self.read_response_body || self.hold_response_body) {
+            return;
+        }
+        let chunk =
+            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let action = self.flow.on_response_body(&chunk, end_of_stream);
+        self.read_response_body = action.read_body;
+        if let Some(bytes) = action.replace {
+            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
+                log(LogLevel::Error, "ai-gateway: could not replace a response body chunk of an attempt");
+            }
+        }
+    }
+}
+
+impl Context for AttemptHttp {}
+
+impl HttpContext for AttemptHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let action = self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers, &HostClock::default()));
+        self.flush_logs();
+        match action {
+            HeadersAction::ReadBody => Action::Pause,
+            HeadersAction::Respond(reply) => respond(reply),
+        }
+    }
+
+    fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return self.decide_on_request(false);
+        }
+        Action::Pause
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.decide_on_request(true)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        let mut headers = HostHeaders::new(MapType::HttpResponseHeaders);
+        let action = self.flow.on_response_headers(&mut headers);
+        action.apply_to(&mut headers);
+        self.read_response_body = action.read_body;
+        self.hold_response_body = action.hold_body;
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.hold_response_body && !end_of_stream {
+            return Action::Pause;
+        }
+        self.pass_response_body(body_size, end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        let buffered = if self.hold_response_body { usize::MAX } else { 0 };
+        self.pass_response_body(buffered, true);
+        Action::Continue
+    }
+}
+
+/// Request trailers are not the provider's business (and are never read by the gateway): emptied
+/// when the request has some. Touching the map of a request without trailers would add them.
+fn clear_request_trailers(has_trailers: bool) {
+    if has_trailers {
+        let _ = hostcalls::set_map(MapType::HttpRequestTrailers, vec![]);
     }
 }
 

@@ -74,6 +74,8 @@ pub struct RequestSummary {
     pub refused_by: Option<LimitKind>,
     pub upstream_ms: Option<u64>,
     pub first_byte_ms: Option<u64>,
+    /// How many upstream attempts Envoy made (more than one when a fallback chain moved on).
+    pub attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,12 @@ pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
     if let Some(ms) = summary.upstream_ms {
         out.push(histogram(format!("ai_gateway_upstream_duration_ms;model={model};upstream={upstream}"), ms));
     }
+    if let Some(attempts) = summary.attempts {
+        out.push(counter(
+            format!("ai_gateway_upstream_attempts_total;model={model};upstream={upstream}"),
+            u64::from(attempts),
+        ));
+    }
     if let Some(ms) = summary.first_byte_ms {
         out.push(histogram(format!("ai_gateway_upstream_first_byte_ms;model={model};upstream={upstream}"), ms));
     }
@@ -151,6 +159,7 @@ mod tests {
             refused_by: None,
             upstream_ms: Some(120),
             first_byte_ms: Some(40),
+            attempts: None,
         };
         let names: Vec<(String, u64)> = updates(&summary).into_iter().map(|u| (u.name, u.value)).collect();
         assert_eq!(

@@ -80,7 +80,8 @@ pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &s
 /// gateway uses (its rate limits, its organization) or set its cookies. The gateway's own
 /// `x-ratelimit-*` headers describe the client's key instead.
 pub fn provider_headers_to_remove(names: Vec<String>) -> Vec<String> {
-    const PREFIXES: [&str; 6] = [
+    const PREFIXES: [&str; 7] = [
+        "x-ai-gateway-",
         "x-ratelimit",
         "ratelimit",
         "anthropic-ratelimit",

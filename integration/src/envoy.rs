@@ -3,6 +3,7 @@
 
 use crate::paths::{envoy_binary, filter_wasm};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ pub struct EnvoySetup {
     /// Keep HTTP/1.1 chunked request trailers (`http_protocol_options.enable_trailers`); Envoy
     /// drops them by default.
     pub http1_trailers: bool,
+    /// The route's `per_request_buffer_limit_bytes`: how much of a body Envoy keeps to retry it on
+    /// the next provider of a fallback chain (by default, the listener's buffer limit).
+    pub retry_buffer_limit_bytes: Option<u32>,
 }
 
 impl EnvoySetup {
@@ -55,6 +59,7 @@ impl EnvoySetup {
             live_reload: false,
             fixed_cluster: None,
             http1_trailers: false,
+            retry_buffer_limit_bytes: None,
         }
     }
 
@@ -80,7 +85,19 @@ impl EnvoySetup {
             "path": access_log, "log_format": log_format } } ]);
         manager["http_protocol_options"] = json!({ "enable_trailers": self.http1_trailers });
         self.set_filters_and_route(manager, wasm, access_log)?;
-        bootstrap["static_resources"]["clusters"] = Value::Array(self.clusters.iter().map(loopback_cluster).collect());
+        let providers = provider_names(&self.filter_config);
+        let mut clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .map(|(name, port)| loopback_cluster(name, *port, providers.get(name).map(String::as_str)))
+            .collect();
+        if self.with_filter {
+            let template_chain = template_chain_cluster(&template()?)?;
+            for (chain, members) in fallback_chains(&self.filter_config, &providers) {
+                clusters.push(chain_cluster(&template_chain, &chain, &members, wasm, &self.filter_config));
+            }
+        }
+        bootstrap["static_resources"]["clusters"] = Value::Array(clusters);
         Ok(bootstrap)
     }
 
@@ -92,9 +109,17 @@ impl EnvoySetup {
         let route = match (&self.fixed_cluster, self.with_filter) {
             (_, false) => json!({ "cluster": first_cluster, "timeout": "60s" }),
             (Some(cluster), true) => json!({ "cluster": cluster, "timeout": "60s" }),
-            (None, true) => json!({ "cluster_header": CLUSTER_HEADER, "timeout": "60s" }),
+            // The template's route: the cluster header, and the retry policy of fallback chains.
+            (None, true) => {
+                let mut route = manager["route_config"]["virtual_hosts"][0]["routes"][0]["route"].clone();
+                route["timeout"] = json!("60s");
+                route
+            }
         };
         manager["route_config"]["virtual_hosts"][0]["routes"][0]["route"] = route;
+        if let Some(limit) = self.retry_buffer_limit_bytes {
+            manager["route_config"]["virtual_hosts"][0]["routes"][0]["per_request_buffer_limit_bytes"] = json!(limit);
+        }
         let filters = manager["http_filters"].as_array_mut().ok_or("the template has no http_filters")?;
         if !self.with_filter {
             filters.retain(|filter| filter["name"] != "ai_gateway");
@@ -115,12 +140,89 @@ impl EnvoySetup {
     }
 }
 
-fn loopback_cluster((name, port): &(String, u16)) -> Value {
+/// A provider cluster on loopback; its endpoint names the upstream it serves (`ai_gw.provider`),
+/// as a fallback chain's attempts need.
+fn loopback_cluster(name: &str, port: u16, provider: Option<&str>) -> Value {
+    let mut endpoint = json!({ "endpoint": {
+        "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } });
+    if let Some(provider) = provider {
+        endpoint["metadata"] = json!({ "filter_metadata": { "ai_gw": { "provider": provider } } });
+    }
     json!({
         "name": name, "type": "STATIC", "connect_timeout": "2s",
-        "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [ { "endpoint": {
-            "address": { "socket_address": { "address": "127.0.0.1", "port_value": port } } } } ] } ] }
+        "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [endpoint] } ] }
     })
+}
+
+/// Cluster name -> the upstream of the filter configuration that uses it (its `cluster`, or its name).
+fn provider_names(filter_config: &Value) -> HashMap<String, String> {
+    let upstreams = filter_config["upstreams"].as_object().cloned().unwrap_or_default();
+    upstreams
+        .iter()
+        .map(|(name, upstream)| (upstream["cluster"].as_str().unwrap_or(name).to_owned(), name.clone()))
+        .collect()
+}
+
+/// Every fallback chain of the filter configuration: its aggregate cluster and the provider
+/// clusters it lists, in order.
+fn fallback_chains(filter_config: &Value, providers: &HashMap<String, String>) -> Vec<(String, Vec<String>)> {
+    let cluster_of = |upstream: &str| {
+        providers.iter().find(|(_, name)| name.as_str() == upstream).map(|(cluster, _)| cluster.clone())
+    };
+    let mut chains: Vec<(String, Vec<String>)> = Vec::new();
+    for route in filter_config["models"].as_object().into_iter().flat_map(|models| models.values()) {
+        let targets = match route["targets"].as_array() {
+            Some(targets) => targets.clone(),
+            None => vec![route.clone()],
+        };
+        for target in targets {
+            let Some(chain) = target["fallback_cluster"].as_str() else { continue };
+            let fallbacks = target["fallbacks"].as_array().cloned().unwrap_or_default();
+            let members = std::iter::once(&target)
+                .chain(fallbacks.iter())
+                .filter_map(|entry| cluster_of(entry["upstream"].as_str().unwrap_or_default()))
+                .collect();
+            if !chains.iter().any(|(name, _)| name == chain) {
+                chains.push((chain.to_owned(), members));
+            }
+        }
+    }
+    chains
+}
+
+/// The fallback chain cluster of `envoy/demo.yaml` (an aggregate cluster with the filter's
+/// upstream role): the model for every chain of a test.
+fn template_chain_cluster(template: &Value) -> Result<Value, String> {
+    let clusters = template["static_resources"]["clusters"].as_array().ok_or("the template has no clusters")?;
+    clusters
+        .iter()
+        .find(|cluster| cluster["cluster_type"]["name"] == "envoy.clusters.aggregate")
+        .cloned()
+        .ok_or_else(|| "the template has no aggregate cluster".to_owned())
+}
+
+/// An aggregate cluster over `members` with the upstream filter, configured with the filter
+/// configuration in the upstream role (keys, limits and cache are the listener filter's business).
+fn chain_cluster(template: &Value, name: &str, members: &[String], wasm: &Path, filter_config: &Value) -> Value {
+    let mut cluster = template.clone();
+    cluster["name"] = json!(name);
+    cluster["cluster_type"]["typed_config"]["clusters"] = json!(members);
+    let mut upstream_config = filter_config.clone();
+    if let Some(config) = upstream_config.as_object_mut() {
+        config.remove("keys");
+        config.remove("cache");
+        config.insert("role".to_owned(), json!("upstream"));
+    }
+    let options =
+        &mut cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    if let Some(filters) = options["http_filters"].as_array_mut() {
+        for filter in filters.iter_mut().filter(|filter| filter["name"] == "ai_gateway_upstream") {
+            let config = &mut filter["typed_config"]["config"];
+            config["vm_config"]["code"]["local"]["filename"] = json!(wasm);
+            config["configuration"]["value"] = json!(upstream_config.to_string());
+        }
+    }
+    cluster
 }
 
 /// A running Envoy. Dropping it kills the process; so does the test process dying.

@@ -10,7 +10,11 @@
 //! 16 KiB pieces 100 ms apart), `hold-after-done` (the stream's end marker, then the connection held
 //! open 2 s), `nested-usage` (a JSON answer over 64 KiB with a nested `usage` after the real one),
 //! `gzip` (a gzip-encoded JSON answer), `cr-multiline` (SSE with bare-CR line ends and every `data`
-//! split over two lines).
+//! split over two lines), `status-503` and `status-429` (a provider failing or throttling, the 429
+//! with `retry-after: 7`), `hang` (no answer for 30 s).
+//!
+//! A path starting `/behave/BEHAVIOUR/` gives every request to it that behaviour: an upstream whose
+//! `path_prefix` is `/behave/status-503/v1` is a provider that is down.
 
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
@@ -113,7 +117,7 @@ impl MockUpstream {
 async fn handle(State(state): State<MockState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
-    let path = parts.uri.path().to_owned();
+    let (path_behavior, path) = behavior_in_path(parts.uri.path());
     if parts.method == "GET" && path == "/_mock/requests" {
         let records = state.records.lock().map(|r| r.clone()).unwrap_or_default();
         let list: Vec<Value> = records.iter().map(RecordedRequest::to_json).collect();
@@ -130,7 +134,7 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         body,
     };
     let request = record.json();
-    let behavior = record.header("x-mock-behavior").unwrap_or_default().to_owned();
+    let behavior = path_behavior.unwrap_or_else(|| record.header("x-mock-behavior").unwrap_or_default().to_owned());
     if let Ok(mut records) = state.records.lock() {
         records.push(record);
     }
@@ -143,6 +147,11 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
                 "application/json",
                 Body::from(error.to_string()),
             );
+        }
+        "status-503" | "status-429" => return provider_error(&state, &path, &behavior),
+        "hang" => {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            return respond(&state, StatusCode::GATEWAY_TIMEOUT, "application/json", Body::from("{}"));
         }
         "slow" => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
         _ => {}
@@ -245,6 +254,33 @@ async fn handle(State(state): State<MockState>, request: Request) -> Response {
         }
         _ => respond(&state, StatusCode::OK, "application/json", Body::from(json_body.to_string())),
     }
+}
+
+/// A provider-wide misbehaviour in the path (`/behave/status-503/v1/...`, for an upstream whose
+/// `path_prefix` is `/behave/status-503/v1`): the behaviour, and the path without it.
+fn behavior_in_path(path: &str) -> (Option<String>, String) {
+    let Some(rest) = path.strip_prefix("/behave/") else { return (None, path.to_owned()) };
+    match rest.split_once('/') {
+        Some((behavior, tail)) => (Some(behavior.to_owned()), format!("/{tail}")),
+        None => (Some(rest.to_owned()), "/".to_owned()),
+    }
+}
+
+/// A provider failing (503) or throttling (429, with `retry-after: 7`), in the API of the path.
+fn provider_error(state: &MockState, path: &str, behavior: &str) -> Response {
+    let (status, kind, message) = match behavior {
+        "status-429" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "mock: slow down"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", "mock: the provider is unavailable"),
+    };
+    let error = match path {
+        "/v1/messages" => json!({ "type": "error", "error": { "type": kind, "message": message } }),
+        _ => json!({ "error": { "message": message, "type": kind, "param": null, "code": null } }),
+    };
+    let mut response = respond(state, status, "application/json", Body::from(error.to_string()));
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert("retry-after", HeaderValue::from_static("7"));
+    }
+    response
 }
 
 /// One SSE event rewritten with bare-CR line ends and its `data` split over two lines (JSON

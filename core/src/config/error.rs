@@ -38,6 +38,14 @@ pub enum Problem {
     BadPathPrefix(String),
     BadQuery(String),
     NoModels,
+    UnknownRetryCondition(String),
+    NotAnErrorStatus(u16),
+    FallbacksNeedCluster,
+    ClusterNeedsFallbacks,
+    FallbackClusterIsAProvider(String),
+    UpstreamTwiceInChain(String),
+    /// Two targets of one model name the same aggregate cluster: an attempt could not tell them apart.
+    FallbackClusterReused(String),
 }
 
 impl ConfigError {
@@ -93,6 +101,31 @@ impl fmt::Display for ConfigError {
                 write!(f, "{query:?} is not a query string: no `?`, `#` or spaces (e.g. \"api-version=2024-10-21\")")
             }
             Problem::NoModels => write!(f, "configure at least one model"),
+            Problem::UnknownRetryCondition(condition) => write!(
+                f,
+                "{condition:?} is not a retry condition; use Envoy's names: 5xx, gateway-error, reset, \
+                 reset-before-request, connect-failure, refused-stream, retriable-4xx, envoy-ratelimited, \
+                 http3-post-connect-failure (statuses go in `status_codes`)"
+            ),
+            Problem::NotAnErrorStatus(code) => write!(f, "{code} is not an HTTP error status (400 to 599)"),
+            Problem::FallbacksNeedCluster => write!(
+                f,
+                "a target with `fallbacks` needs `fallback_cluster`: the name of the Envoy aggregate cluster that \
+                 lists its provider's cluster and each fallback's, in order"
+            ),
+            Problem::ClusterNeedsFallbacks => write!(f, "`fallback_cluster` is set but there are no `fallbacks`"),
+            Problem::FallbackClusterIsAProvider(cluster) => write!(
+                f,
+                "{cluster:?} is an upstream's own cluster; name the aggregate cluster of the chain here"
+            ),
+            Problem::UpstreamTwiceInChain(name) => write!(
+                f,
+                "the upstream {name:?} is already in this chain: each provider may appear once per chain"
+            ),
+            Problem::FallbackClusterReused(cluster) => write!(
+                f,
+                "{cluster:?} is the fallback cluster of another target of this model; give each chain its own"
+            ),
         }
     }
 }

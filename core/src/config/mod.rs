@@ -1,13 +1,18 @@
 //! The validated, pre-compiled configuration: digests indexed, routes resolved to upstream indices.
 
 mod error;
+mod fallback;
 mod raw;
 
 pub use error::{ConfigError, Problem};
-pub use raw::{Api, CacheScope};
+pub use fallback::{
+    Chain, Fallback, RetrySettings, DEFAULT_PER_ATTEMPT_TIMEOUT_MS, DEFAULT_RETRY_ON, DEFAULT_RETRY_STATUS_CODES,
+};
+pub use raw::{Api, CacheScope, Role};
 
 use crate::auth::CREDENTIAL_HEADERS;
 use crate::quota::{Limit, LimitKind};
+use fallback::validate_chain;
 use raw::{RawCache, RawConfig, RawKey, RawLimits, RawRoute, RawUpstream};
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +26,8 @@ pub type Digest = [u8; 32];
 
 #[derive(Debug)]
 pub struct Config {
+    /// Which filter this configures: the listener's, or a fallback chain's per-attempt rewrite.
+    pub role: Role,
     keys: Vec<Key>,
     key_by_digest: HashMap<Digest, usize>,
     upstreams: Vec<Upstream>,
@@ -30,6 +37,8 @@ pub struct Config {
     pub cluster_header: String,
     /// Request bodies larger than this are answered 413 in the client's format.
     pub max_request_body_bytes: u64,
+    /// When a request moves on along a fallback chain.
+    pub retry: RetrySettings,
 }
 
 /// `max_request_body_bytes` when it is not configured: the shipped configs' buffer limit.
@@ -96,6 +105,34 @@ pub struct Target {
     /// The model name sent upstream; `None` keeps the client's.
     pub model: Option<String>,
     pub weight: u32,
+    /// The providers tried when this one fails, if any.
+    pub chain: Option<Chain>,
+}
+
+impl Target {
+    /// The provider `upstream` as an entry of this target's chain (the target itself or one of its
+    /// fallbacks): the model name it is sent, or `None` when the upstream is not in the chain.
+    pub fn entry_for(&self, upstream: usize) -> Option<Option<&str>> {
+        if self.upstream == upstream {
+            return Some(self.model.as_deref());
+        }
+        let fallbacks = self.chain.as_ref().map(|chain| chain.fallbacks.as_slice()).unwrap_or_default();
+        let fallback = fallbacks.iter().find(|fallback| fallback.upstream == upstream)?;
+        Some(fallback.model.as_deref())
+    }
+
+    /// Every upstream of the chain, this target's first.
+    pub fn chain_upstreams(&self) -> impl Iterator<Item = usize> + '_ {
+        let fallbacks = self.chain.as_ref().map(|chain| chain.fallbacks.as_slice()).unwrap_or_default();
+        std::iter::once(self.upstream).chain(fallbacks.iter().map(|fallback| fallback.upstream))
+    }
+}
+
+impl Model {
+    /// The target whose fallback chain runs on the aggregate cluster `cluster`.
+    pub fn target_on_cluster(&self, cluster: &str) -> Option<&Target> {
+        self.targets.iter().find(|target| target.chain.as_ref().is_some_and(|chain| chain.cluster == cluster))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +172,7 @@ impl Config {
                 Some(0) => return Err(ConfigError::new(format!("{field}.default_max_tokens"), Problem::NotPositive)),
                 other => other.unwrap_or(DEFAULT_MAX_TOKENS),
             };
-            let targets = validate_route(&field, route, &upstream_index)?;
+            let targets = validate_route(&field, route, &upstreams, &upstream_index)?;
             let total_weight = targets
                 .iter()
                 .try_fold(0u32, |sum, t| sum.checked_add(t.weight))
@@ -157,11 +194,13 @@ impl Config {
         }
 
         let cache = raw.cache.map(validate_cache).transpose()?;
+        let retry = fallback::validate_retry(raw.retry)?;
         let max_request_body_bytes = match raw.max_request_body_bytes {
             Some(0) => return Err(ConfigError::new("max_request_body_bytes", Problem::NotPositive)),
             other => other.unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES),
         };
         Ok(Config {
+            role: raw.role,
             keys,
             key_by_digest,
             upstreams,
@@ -170,7 +209,13 @@ impl Config {
             cache,
             cluster_header,
             max_request_body_bytes,
+            retry,
         })
+    }
+
+    /// The upstream named `name`, with its index.
+    pub fn upstream_by_name(&self, name: &str) -> Option<(usize, &Upstream)> {
+        self.upstreams.iter().enumerate().find(|(_, upstream)| upstream.name == name)
     }
 
     /// The key with this digest, and its index for [`Config::key`].
@@ -304,47 +349,72 @@ fn validate_forward_headers(field: &str, names: Vec<String>, cluster_header: &st
 fn validate_route(
     field: &str,
     route: RawRoute,
-    upstreams: &HashMap<String, usize>,
+    upstreams: &[Upstream],
+    upstream_index: &HashMap<String, usize>,
 ) -> Result<Vec<Target>, ConfigError> {
-    let upstream_index = |field: String, name: &str| {
-        upstreams.get(name).copied().ok_or_else(|| ConfigError::new(field, Problem::UnknownUpstream(name.to_owned())))
+    let index_of = |field: String, name: &str| {
+        upstream_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| ConfigError::new(field, Problem::UnknownUpstream(name.to_owned())))
     };
     let checked_model = |field: String, model: Option<String>| match model {
         Some(m) if m.is_empty() => Err(ConfigError::new(field, Problem::Empty)),
         other => Ok(other),
     };
-    match (route.upstream, route.targets) {
-        (Some(_), Some(_)) => Err(ConfigError::new(field, Problem::RouteHasBothUpstreamAndTargets)),
-        (None, None) => Err(ConfigError::new(field, Problem::RouteNeedsUpstreamOrTargets)),
-        (Some(upstream), None) => Ok(vec![Target {
-            upstream: upstream_index(format!("{field}.upstream"), &upstream)?,
-            model: checked_model(format!("{field}.model"), route.model)?,
-            weight: 1,
-        }]),
+    let targets = match (route.upstream, route.targets) {
+        (Some(_), Some(_)) => return Err(ConfigError::new(field, Problem::RouteHasBothUpstreamAndTargets)),
+        (None, None) => return Err(ConfigError::new(field, Problem::RouteNeedsUpstreamOrTargets)),
+        (Some(upstream), None) => {
+            let upstream = index_of(format!("{field}.upstream"), &upstream)?;
+            let chain =
+                validate_chain(field, upstream, route.fallbacks, route.fallback_cluster, upstreams, upstream_index)?;
+            vec![Target { upstream, model: checked_model(format!("{field}.model"), route.model)?, weight: 1, chain }]
+        }
         (None, Some(targets)) => {
-            if route.model.is_some() {
-                return Err(ConfigError::new(format!("{field}.model"), Problem::RouteHasBothUpstreamAndTargets));
+            for (name, present) in [
+                ("model", route.model.is_some()),
+                ("fallbacks", route.fallbacks.is_some()),
+                ("fallback_cluster", route.fallback_cluster.is_some()),
+            ] {
+                if present {
+                    return Err(ConfigError::new(format!("{field}.{name}"), Problem::RouteHasBothUpstreamAndTargets));
+                }
             }
             if targets.is_empty() {
                 return Err(ConfigError::new(format!("{field}.targets"), Problem::NoTargets));
             }
-            targets
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    let target_field = format!("{field}.targets[{i}]");
-                    if t.weight == 0 {
-                        return Err(ConfigError::new(format!("{target_field}.weight"), Problem::ZeroWeight));
-                    }
-                    Ok(Target {
-                        upstream: upstream_index(format!("{target_field}.upstream"), &t.upstream)?,
-                        model: checked_model(format!("{target_field}.model"), t.model)?,
-                        weight: t.weight,
-                    })
-                })
-                .collect()
+            let mut checked = Vec::with_capacity(targets.len());
+            for (i, t) in targets.into_iter().enumerate() {
+                let target_field = format!("{field}.targets[{i}]");
+                if t.weight == 0 {
+                    return Err(ConfigError::new(format!("{target_field}.weight"), Problem::ZeroWeight));
+                }
+                let upstream = index_of(format!("{target_field}.upstream"), &t.upstream)?;
+                let chain = validate_chain(
+                    &target_field,
+                    upstream,
+                    t.fallbacks,
+                    t.fallback_cluster,
+                    upstreams,
+                    upstream_index,
+                )?;
+                let earlier_chains = checked.iter().filter_map(|target: &Target| target.chain.as_ref());
+                if let Some(chain) =
+                    chain.as_ref().filter(|chain| earlier_chains.clone().any(|c| c.cluster == chain.cluster))
+                {
+                    return Err(ConfigError::new(
+                        format!("{target_field}.fallback_cluster"),
+                        Problem::FallbackClusterReused(chain.cluster.clone()),
+                    ));
+                }
+                let model = checked_model(format!("{target_field}.model"), t.model)?;
+                checked.push(Target { upstream, model, weight: t.weight, chain });
+            }
+            checked
         }
-    }
+    };
+    Ok(targets)
 }
 
 fn validate_key(

@@ -8,6 +8,9 @@ use std::fmt;
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    #[serde(default)]
+    pub role: Role,
+    #[serde(default)]
     pub keys: Vec<RawKey>,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub models: BTreeMap<String, RawRoute>,
@@ -17,6 +20,30 @@ pub struct RawConfig {
     pub cluster_header: Option<String>,
     #[serde(default)]
     pub max_request_body_bytes: Option<u64>,
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+}
+
+/// Which filter this document configures: the one in the listener's filter chain (auth, limits,
+/// cache, routing) or the one on a fallback chain's aggregate cluster (each attempt's rewrite).
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Downstream,
+    Upstream,
+}
+
+/// When Envoy moves a request on to the next provider of a fallback chain.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    #[serde(default)]
+    pub on: Option<Vec<String>>,
+    #[serde(default)]
+    pub status_codes: Option<Vec<u16>>,
+    #[serde(default)]
+    pub per_attempt_timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -108,6 +135,10 @@ pub struct RawRoute {
     pub targets: Option<Vec<RawTarget>>,
     #[serde(default)]
     pub default_max_tokens: Option<u64>,
+    #[serde(default)]
+    pub fallbacks: Option<Vec<RawFallback>>,
+    #[serde(default)]
+    pub fallback_cluster: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -117,6 +148,19 @@ pub struct RawTarget {
     #[serde(default)]
     pub model: Option<String>,
     pub weight: u32,
+    #[serde(default)]
+    pub fallbacks: Option<Vec<RawFallback>>,
+    #[serde(default)]
+    pub fallback_cluster: Option<String>,
+}
+
+/// A provider tried when the ones before it in the chain failed: like a target, without a weight.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawFallback {
+    pub upstream: String,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]

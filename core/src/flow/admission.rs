@@ -2,8 +2,10 @@
 //! keeps only the client headers that upstream may see, asks the cache, reserves tokens, and
 //! rewrites the request for the upstream. The result is a decision: forward, or answer locally.
 
+use super::attempt::ATTEMPT_HEADERS_PROPERTY;
 use super::decision::LocalReply;
 use super::forwarded::{Forwarded, Sent};
+use super::provider::{self, ClientRequest, ProviderRequest, ProviderTarget};
 use super::refusal::refusal_reply;
 use super::report::Report;
 use super::request_headers::AwaitingBody;
@@ -11,19 +13,15 @@ use super::{Io, CACHE_HEADER};
 use crate::api_error::{ApiError, ErrorKind};
 use crate::cache::recorder::{self, CacheEvent, Plan, Recorder};
 use crate::cache::{Directives, Hit, KeyMaterial};
-use crate::config::{Api, Config, Key, DEFAULT_MAX_TOKENS};
+use crate::config::{Config, Key, Target};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
+use crate::ports::HeaderMap;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 use crate::quota::reservation::{self, Declared, Reservation};
-use crate::request_body::{self, OutputCaps, RequestFields, StreamOptions};
+use crate::request_body::{self, RequestFields};
 use crate::routing::{self, Resolved};
-use crate::translate::plan::{ClientView, Translation};
 use crate::upstream_headers;
-use crate::upstream_path::upstream_path;
-
-/// The `anthropic-version` sent with a translated request (an upstream's `headers` may override it).
-const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// What the body phase decided.
 pub(super) enum Decision {
@@ -68,8 +66,8 @@ pub(super) fn decide(
         }
     };
     let cache_control = io.headers.get("cache-control");
-    let allowed = &routed.resolved.upstream.forward_headers;
-    let forwarded_headers = upstream_headers::apply(&mut *io.headers, allowed, &config.cluster_header);
+    let allowed = forwardable_headers(config, routed.resolved.target);
+    let forwarded_headers = upstream_headers::apply(&mut *io.headers, &allowed, &config.cluster_header);
     let recorder = match ask_cache(config, &routed, io, cache_control.as_deref(), &forwarded_headers, report) {
         Ok(recorder) => recorder,
         Err(hit) => {
@@ -81,12 +79,18 @@ pub(super) fn decide(
         Ok(reservation) => reservation,
         Err(refused) => return Decision::Answer(with_cache_event(refused, report)),
     };
-    rewrite(io, &config.cluster_header, &routed, &provider_request);
+    if routed.resolved.target.chain.is_some() {
+        // Envoy hands every attempt the same header map, changed by the attempts before it: each
+        // attempt starts again from the headers as they are now.
+        report.set_property(ATTEMPT_HEADERS_PROPERTY, attempt_headers(io.headers));
+    }
+    rewrite(io, config, &routed, &provider_request);
     let forwarded = Forwarded::new(
         Sent {
             endpoint: provider_request.endpoint,
             translation: provider_request.translation,
             at_ns: io.clock.now_ns(),
+            chain: routed.resolved.target.chain.is_some().then(|| chain_names(config, routed.resolved.target)),
         },
         rate_headers,
         report.summary.cache,
@@ -94,61 +98,6 @@ pub(super) fn decide(
         recorder,
     );
     Decision::Forward { forwarded: Box::new(forwarded), new_body: provider_request.body }
-}
-
-/// What the provider is sent: the endpoint it serves the request at, the body when it differs from
-/// the client's (a renamed model, streamed usage asked for, or a translation), what that body
-/// declares for the token reservation, and how to translate the answer back.
-struct ProviderRequest {
-    endpoint: ModelEndpoint,
-    body: Option<Vec<u8>>,
-    declared: Declared,
-    translation: Option<(Translation, ClientView)>,
-}
-
-fn provider_request(config: &Config, routed: &Routed, io: &Io) -> Result<ProviderRequest, ApiError> {
-    let fields = &routed.fields;
-    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&fields.model);
-    let Some(translation) = routed.resolved.translation else {
-        let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
-        let body = model_and_usage_edits(routed);
-        return Ok(ProviderRequest { endpoint: routed.endpoint, body, declared, translation: None });
-    };
-    let default_max_tokens = config.model(&fields.model).map_or(DEFAULT_MAX_TOKENS, |(_, m)| m.default_max_tokens);
-    let body = translation.request(routed.body, upstream_model, default_max_tokens)?;
-    let endpoint = translation.provider_endpoint();
-    // The cap the translated body carries, known without parsing it again: Anthropic's `max_tokens`
-    // is the client's cap or the model's default; OpenAI's is the client's `max_tokens`.
-    let caps = fields.output_caps;
-    let cap = match translation {
-        Translation::OpenAiChatToAnthropic => {
-            Some(caps.max_completion_tokens.or(caps.max_tokens).unwrap_or(default_max_tokens))
-        }
-        Translation::AnthropicToOpenAiChat => caps.max_tokens,
-    };
-    let translated_caps = OutputCaps { max_tokens: cap, ..OutputCaps::default() };
-    let declared = reservation::declared(endpoint, translated_caps, 1, routed.body.len());
-    let client = ClientView {
-        model: fields.model.clone(),
-        created: io.clock.now_ns() / 1_000_000_000,
-        include_usage: fields.stream_options == StreamOptions::IncludesUsage,
-    };
-    Ok(ProviderRequest { endpoint, body: Some(body), declared, translation: Some((translation, client)) })
-}
-
-/// The client's body with the model renamed and, for OpenAI streams, usage asked for; `None` when
-/// nothing changes.
-fn model_and_usage_edits(routed: &Routed) -> Option<Vec<u8>> {
-    let fields = &routed.fields;
-    let mut edits = Vec::new();
-    if let Some(upstream_model) = routed.resolved.target.model.as_deref().filter(|m| *m != fields.model) {
-        edits.push(request_body::set_model(fields, upstream_model));
-    }
-    let streams_chat = matches!(routed.endpoint, ModelEndpoint::ChatCompletions | ModelEndpoint::Completions);
-    if fields.stream && streams_chat {
-        edits.extend(request_body::include_usage(routed.body, fields));
-    }
-    (!edits.is_empty()).then(|| request_body::apply(routed.body, edits))
 }
 
 /// Reads the body's fields and resolves the model for this key and endpoint.
@@ -169,7 +118,10 @@ fn route<'c, 'b>(
         report.summary.model = Some(fields.model.clone());
     }
     let resolved = routing::resolve(config, key, &fields.model, endpoint, random)?;
-    report.summary.upstream = Some(resolved.upstream.name.clone());
+    // Through a fallback chain, the provider is known when one answers.
+    if resolved.target.chain.is_none() {
+        report.summary.upstream = Some(resolved.upstream.name.clone());
+    }
     Ok(Routed { key_index, key, endpoint, fields, resolved, body })
 }
 
@@ -246,35 +198,73 @@ fn reserve(
     }
 }
 
-/// Points the request at the chosen upstream: cluster, authority, path, provider headers, and the
-/// body's length when the body changed.
-fn rewrite(io: &mut Io, cluster_header: &str, routed: &Routed, provider_request: &ProviderRequest) {
+/// Points the request at the chosen upstream (cluster, and the provider's headers, path and body
+/// length), or, for a target with fallbacks, at the chain's aggregate cluster with the retry policy
+/// that moves it along: each attempt is then pointed at its provider by the upstream filter.
+fn rewrite(io: &mut Io, config: &Config, routed: &Routed, provider_request: &ProviderRequest) {
     let headers = &mut *io.headers;
-    let upstream = routed.resolved.upstream;
-    headers.set(cluster_header, &upstream.cluster);
-    if let Some(authority) = &upstream.authority {
-        headers.set(":authority", authority);
-    }
-    match provider_request.translation.as_ref().map(|(translation, _)| translation.provider_api()) {
-        // Anthropic's API requires its version header; the upstream's own headers may set another.
-        Some(Api::Anthropic) => headers.set("anthropic-version", DEFAULT_ANTHROPIC_VERSION),
-        Some(Api::OpenAi) => {
-            headers.remove("anthropic-version");
-            headers.remove("anthropic-beta");
+    if let Some(chain) = &routed.resolved.target.chain {
+        headers.set(&config.cluster_header, &chain.cluster);
+        let retry = &config.retry;
+        headers.set("x-envoy-retry-on", &retry.retry_on);
+        if !retry.status_codes.is_empty() {
+            headers.set("x-envoy-retriable-status-codes", &retry.status_codes);
         }
-        None => {}
+        headers.set("x-envoy-max-retries", &chain.fallbacks.len().to_string());
+        headers.set("x-envoy-upstream-rq-per-try-timeout-ms", &retry.per_attempt_timeout_ms.to_string());
+        return;
     }
-    for (name, value) in &upstream.headers {
-        headers.set(name, value);
+    headers.set(&config.cluster_header, &routed.resolved.upstream.cluster);
+    provider::point_at_provider(headers, provider_target(routed), &routed.fields.model, provider_request);
+}
+
+fn provider_target<'c>(routed: &Routed<'c, '_>) -> ProviderTarget<'c> {
+    let resolved = &routed.resolved;
+    ProviderTarget {
+        upstream: resolved.upstream,
+        model: resolved.target.model.as_deref(),
+        translation: resolved.translation,
     }
-    let upstream_model = routed.resolved.target.model.as_deref().unwrap_or(&routed.fields.model);
-    let path = upstream_path(upstream, provider_request.endpoint, upstream_model);
-    if headers.get(":path").as_deref() != Some(path.as_str()) {
-        headers.set(":path", &path);
+}
+
+/// What the provider is sent. Through a fallback chain, the body goes as the client sent it: each
+/// attempt's filter rewrites it for its provider, and the answer comes back in the client's API.
+fn provider_request(config: &Config, routed: &Routed, io: &Io) -> Result<ProviderRequest, ApiError> {
+    let client = ClientRequest { endpoint: routed.endpoint, fields: &routed.fields, body: routed.body };
+    if routed.resolved.target.chain.is_some() {
+        let fields = &routed.fields;
+        let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
+        return Ok(ProviderRequest { endpoint: routed.endpoint, body: None, declared, translation: None });
     }
-    if let Some(body) = &provider_request.body {
-        headers.set("content-length", &body.len().to_string());
-    }
+    provider::provider_request(config, client, provider_target(routed), io.clock.now_ns(), false)
+}
+
+/// The client headers the target's providers may see besides the defaults: its upstream's
+/// `forward_headers`, and through a fallback chain those of every provider in it (each attempt
+/// keeps only its own provider's).
+fn forwardable_headers(config: &Config, target: &Target) -> Vec<String> {
+    let mut allowed: Vec<String> = target
+        .chain_upstreams()
+        .filter_map(|upstream| config.upstream(upstream))
+        .flat_map(|upstream| upstream.forward_headers.iter().cloned())
+        .collect();
+    allowed.sort();
+    allowed.dedup();
+    allowed
+}
+
+/// The request headers as the chain's attempts must start from them, as a JSON array of pairs.
+fn attempt_headers(headers: &mut dyn HeaderMap) -> String {
+    let mut names = headers.names();
+    names.dedup();
+    let pairs: Vec<(String, String)> =
+        names.into_iter().flat_map(|name| headers.get_all(&name).into_iter().map(move |v| (name.clone(), v))).collect();
+    serde_json::to_string(&pairs).unwrap_or_default()
+}
+
+/// The names of the upstreams of a target's chain, its own first.
+fn chain_names(config: &Config, target: &Target) -> Vec<String> {
+    target.chain_upstreams().filter_map(|upstream| config.upstream(upstream)).map(|u| u.name.clone()).collect()
 }
 
 fn with_rate_headers(mut reply: LocalReply, rate_headers: &RateLimitHeaders) -> LocalReply {

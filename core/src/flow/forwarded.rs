@@ -2,9 +2,11 @@
 //! and the protocol's end read, the answer copied for the cache), and its settlement when it is
 //! over: the reservation charged, the answer stored, the outcome decided.
 
+use super::attempt::UPSTREAM_HEADER;
 use super::decision::{ResponseBodyAction, ResponseHeadersAction};
 use super::report::Report;
 use super::CACHE_HEADER;
+use crate::api_error::{ApiError, ErrorKind};
 use crate::body_format::BodyFormat;
 use crate::cache::recorder::{CacheEvent, Recorder};
 use crate::config::Config;
@@ -16,6 +18,10 @@ use crate::quota::reservation::{self, Reservation, ResponseEnd};
 use crate::translate::plan::{ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
+
+/// Envoy's count of upstream attempts, on responses of routes with
+/// `include_attempt_count_in_response` (the shipped configs).
+pub const ATTEMPT_COUNT_HEADER: &str = "x-envoy-attempt-count";
 
 /// What is known of the response so far.
 #[derive(Debug, Default)]
@@ -36,6 +42,9 @@ pub(super) struct Sent {
     pub endpoint: ModelEndpoint,
     pub translation: Option<(Translation, ClientView)>,
     pub at_ns: u64,
+    /// Through a fallback chain: the names of its providers, in order (the answer says which one
+    /// answered, and is in the client's API already).
+    pub chain: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -48,6 +57,8 @@ pub(super) struct Forwarded {
     recorder: Option<Recorder>,
     translator: Option<ResponseTranslator>,
     response: Response,
+    /// The response is Envoy's own error for a fallback chain, replaced by the client's format.
+    envoy_reply: bool,
 }
 
 impl Forwarded {
@@ -59,7 +70,16 @@ impl Forwarded {
         recorder: Option<Recorder>,
     ) -> Forwarded {
         let response = Response::default();
-        Forwarded { sent, rate_headers, cache_event, reservation, recorder, translator: None, response }
+        Forwarded {
+            sent,
+            rate_headers,
+            cache_event,
+            reservation,
+            recorder,
+            translator: None,
+            response,
+            envoy_reply: false,
+        }
     }
 
     /// The response headers: adds the rate-limit and cache headers, starts reading usage and
@@ -71,9 +91,13 @@ impl Forwarded {
         end_of_stream: bool,
         report: &mut Report,
     ) -> ResponseHeadersAction {
+        let seen_by_attempt = self.read_attempts(headers, report);
         let response = &mut self.response;
         response.first_byte_at_ns = Some(clock.now_ns());
         response.status = headers.get(":status").and_then(|status| status.parse().ok());
+        if self.sent.chain.is_some() && !seen_by_attempt && response.status.is_some_and(|status| status >= 400) {
+            return self.replace_envoy_reply(report);
+        }
         response.ended = end_of_stream;
         // A compressed body cannot be read as it passes (the gateway asks for none, by removing
         // `accept-encoding`): no usage, no cache, and the reservation is charged whole.
@@ -107,6 +131,40 @@ impl Forwarded {
         ResponseHeadersAction { remove, set, read_body: self.reads_body(), hold_body }
     }
 
+    /// Who answered and after how many attempts: Envoy's attempt count, and through a fallback
+    /// chain the provider the upstream filter names (only a provider of the chain is believed).
+    /// Returns whether an attempt's filter saw the response (else Envoy answered itself).
+    fn read_attempts(&self, headers: &mut dyn HeaderMap, report: &mut Report) -> bool {
+        if let Some(attempts) = headers.get(ATTEMPT_COUNT_HEADER).and_then(|count| count.trim().parse().ok()) {
+            report.summary.attempts = Some(attempts);
+        }
+        headers.remove(ATTEMPT_COUNT_HEADER);
+        let named = headers.get(UPSTREAM_HEADER);
+        headers.remove(UPSTREAM_HEADER);
+        if let Some(chain) = &self.sent.chain {
+            let answered = named.clone().filter(|name| chain.contains(name));
+            if answered.is_some() {
+                report.summary.upstream = answered;
+            }
+            report.record_properties();
+        }
+        named.is_some()
+    }
+
+    /// Envoy's own error for a fallback chain (no provider could be reached, or the last attempt
+    /// timed out): its body follows the API of the last provider tried, so it is replaced whole by
+    /// an error in the client's.
+    fn replace_envoy_reply(&mut self, report: &mut Report) -> ResponseHeadersAction {
+        self.recorder = None;
+        self.envoy_reply = true;
+        report.log("no provider of the fallback chain answered");
+        let mut set = self.rate_headers.to_headers();
+        if let Some(event) = self.cache_event {
+            set.push((CACHE_HEADER, event.name().to_owned()));
+        }
+        ResponseHeadersAction { remove: vec!["content-length".to_owned()], set, read_body: true, hold_body: true }
+    }
+
     fn reads_body(&self) -> bool {
         self.response.reader.is_some() || self.recorder.is_some() || self.translator.is_some()
     }
@@ -114,6 +172,12 @@ impl Forwarded {
     /// A chunk of the response body, as it passes; a held body (a translated JSON answer or error)
     /// comes whole, once, at its end. Returns the client's bytes when they differ from the provider's.
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
+        if self.envoy_reply {
+            self.response.ended |= end_of_stream;
+            let message = "No provider of this model's fallback chain could answer the request.";
+            let error = ApiError::new(ErrorKind::Unavailable, "upstream_unavailable", message);
+            return ResponseBodyAction { read_body: false, replace: Some(error.body(self.sent.endpoint.format())) };
+        }
         if let Some(reader) = &mut self.response.reader {
             reader.feed(chunk);
         }
@@ -153,6 +217,10 @@ impl Forwarded {
         summary.upstream_ms = Some(now_ns.saturating_sub(self.sent.at_ns) / 1_000_000);
         summary.first_byte_ms =
             self.response.first_byte_at_ns.map(|first| first.saturating_sub(self.sent.at_ns) / 1_000_000);
+        if summary.upstream.is_none() {
+            // No provider of the chain answered (none could be reached): the chain's first.
+            summary.upstream = self.sent.chain.as_ref().and_then(|chain| chain.first().cloned());
+        }
         let succeeded = matches!(status, Some(200..=299)) && end == ResponseEnd::Complete;
         summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
         if let (Some(recorder), Some(settings), true) = (self.recorder.take(), config.cache.as_ref(), succeeded) {

@@ -6,12 +6,15 @@
 //! error, a refusal, a cache hit, a model list) goes straight to done.
 
 mod admission;
+mod attempt;
 mod decision;
 mod forwarded;
+mod provider;
 mod refusal;
 mod report;
 mod request_headers;
 
+pub use attempt::{AttemptFlow, AttemptTarget, ATTEMPT_HEADERS_PROPERTY, UPSTREAM_HEADER};
 pub use decision::{BodyAction, BodyProgress, HeadersAction, LocalReply, ResponseBodyAction, ResponseHeadersAction};
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};

@@ -49,6 +49,7 @@ impl Report {
             ("ai_gw_cache", s.cache.map(|c| c.name().to_owned())),
             ("ai_gw_limit", s.refused_by.map(|l| l.name().to_owned())),
             ("ai_gw_outcome", s.outcome.map(|o| o.name().to_owned())),
+            ("ai_gw_attempts", s.attempts.map(|a| a.to_string())),
             ("ai_gw_input_tokens", usage.map(|u| u.input_tokens.to_string())),
             ("ai_gw_output_tokens", usage.map(|u| u.output_tokens.to_string())),
         ];
@@ -59,6 +60,11 @@ impl Report {
                 self.pending_properties.push((name, value));
             }
         }
+    }
+
+    /// Queues a property that is not an access-log field (state handed to the upstream filter).
+    pub fn set_property(&mut self, name: &'static str, value: String) {
+        self.pending_properties.push((name, value));
     }
 
     pub fn take_properties(&mut self) -> Vec<(&'static str, String)> {

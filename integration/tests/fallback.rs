@@ -1,0 +1,252 @@
+//! Fallback chains on a real Envoy with two workers: a primary that fails (503), throttles (429 with
+//! `retry-after`), refuses connections or hangs past the per-attempt timeout is invisible to the
+//! client, who gets the first answer of the chain, in its own API, billed and labelled to the
+//! provider that gave it. When every provider fails, the last one's error in the client's format.
+//! Limits: a stream broken after its first byte, and a body over the retry buffer, are not retried.
+
+mod common;
+
+use ai_gateway_integration::mock_upstream::{MockUpstream, PROMPT_TOKENS};
+use common::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+/// A port nothing listens on: a provider that refuses connections.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The fixture's configuration plus misbehaving providers (on the `openai_b` mock) and chains.
+fn chain_config() -> Value {
+    // A small daily budget: it refills by under a token during the test (the hang takes a second).
+    let mut config = Gateway::config_with_limits(json!({ "tokens_per_day": 5_000 }));
+    let upstreams = config["upstreams"].as_object_mut().unwrap();
+    for (name, behaviour) in
+        [("fail503", "status-503"), ("fail429", "status-429"), ("hang", "hang"), ("resetting", "reset-mid-stream")]
+    {
+        upstreams.insert(
+            name.into(),
+            json!({ "cluster": name, "path_prefix": format!("/behave/{behaviour}/v1"),
+                    "headers": { "authorization": format!("Bearer sk-{name}") } }),
+        );
+    }
+    upstreams
+        .insert("refused".into(), json!({ "cluster": "refused", "headers": { "authorization": "Bearer sk-refused" } }));
+    upstreams.insert("refused_b".into(), json!({ "cluster": "refused_b" }));
+    let chain = |primary: &str, fallbacks: Value, cluster: &str| json!({ "upstream": primary, "model": "primary-model", "fallbacks": fallbacks, "fallback_cluster": cluster });
+    let to_openai = json!([ { "upstream": "openai", "model": "fallback-model" } ]);
+    let models = config["models"].as_object_mut().unwrap();
+    models.insert("fb-503".into(), chain("fail503", to_openai.clone(), "chain_503"));
+    models.insert("fb-429".into(), chain("fail429", to_openai.clone(), "chain_429"));
+    models.insert("fb-refused".into(), chain("refused", to_openai.clone(), "chain_refused"));
+    models.insert("fb-hang".into(), chain("hang", to_openai.clone(), "chain_hang"));
+    models.insert("fb-reset".into(), chain("resetting", to_openai.clone(), "chain_reset"));
+    models.insert(
+        "fb-cross".into(),
+        chain("fail503", json!([ { "upstream": "anthropic", "model": "claude-fallback" } ]), "chain_cross"),
+    );
+    models.insert("fb-all".into(), chain("fail503", json!([ { "upstream": "fail429" } ]), "chain_all"));
+    models
+        .insert("fb-all-refused".into(), chain("refused", json!([ { "upstream": "refused_b" } ]), "chain_all_refused"));
+    models.insert(
+        "fb-weighted".into(),
+        json!({ "targets": [
+            { "upstream": "fail503", "weight": 1, "fallbacks": [ { "upstream": "openai", "model": "fallback-model" } ],
+              "fallback_cluster": "chain_weighted" },
+            { "upstream": "openai_b", "model": "direct-model", "weight": 1 } ] }),
+    );
+    config["retry"] = json!({ "per_attempt_timeout_ms": 1000 });
+    config
+}
+
+async fn start(retry_buffer_limit_bytes: Option<u32>) -> TestGateway {
+    let config = chain_config();
+    let gateway = Gateway::start_with_setup(config, |setup| {
+        let failing = setup.clusters[1].1; // the openai_b mock
+        for name in ["fail503", "fail429", "hang", "resetting"] {
+            setup.clusters.push((name.to_owned(), failing));
+        }
+        setup.clusters.push(("refused".to_owned(), dead_port()));
+        setup.clusters.push(("refused_b".to_owned(), dead_port()));
+        setup.retry_buffer_limit_bytes = retry_buffer_limit_bytes;
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    TestGateway { gateway, http: reqwest::Client::new() }
+}
+
+/// The access-log line of the last request for `model` (the log is flushed every 100 ms).
+async fn access_log_line(gateway: &TestGateway, model: &str) -> Value {
+    for _ in 0..100 {
+        if let Some(line) = gateway.envoy.access_log().into_iter().rev().find(|line| line["model"] == model) {
+            return line;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no access-log line for {model}");
+}
+
+fn chat(model: &str, max_tokens: u64) -> Value {
+    json!({ "model": model, "max_tokens": max_tokens, "messages": [ { "role": "user", "content": "hi" } ] })
+}
+
+/// What the answering provider received: the fallback's own model, credentials and path only.
+fn assert_sent_to_openai(mock: &MockUpstream, model: &str) {
+    let request = mock.last_request().expect("the fallback provider was called");
+    assert_eq!(request.path, "/v1/chat/completions");
+    assert_eq!(request.json()["model"], model);
+    assert_eq!(request.header("authorization"), Some(OPENAI_PROVIDER_KEY));
+    for foreign in ["x-api-key", "x-ai-gateway-cluster", "x-envoy-retry-on", "x-envoy-max-retries"] {
+        assert_eq!(request.header(foreign), None, "{foreign} must not reach the fallback");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_primary_is_invisible_and_the_answering_provider_is_billed_and_labelled() {
+    let gateway = start(None).await;
+    let before = gateway.tokens_left(ALPHA).await;
+    let mut charged = PROBE_TOKENS;
+    for (model, max_tokens) in [("fb-503", 7), ("fb-429", 8), ("fb-refused", 9), ("fb-hang", 11)] {
+        let (status, headers, body) = gateway.post("/v1/chat/completions", ALPHA, &chat(model, max_tokens)).await;
+        assert_eq!(status, 200, "{model}: {body}");
+        assert_eq!(headers["x-mock-upstream"], "openai-a", "{model}: the fallback answered");
+        assert_eq!(body["choices"][0]["message"]["content"], "Hello from openai-a");
+        assert_eq!(body["usage"]["completion_tokens"], max_tokens);
+        for internal in ["x-ai-gateway-upstream", "x-envoy-attempt-count"] {
+            assert!(headers.get(internal).is_none(), "{model}: {internal} reached the client");
+        }
+        assert_sent_to_openai(&gateway.openai, "fallback-model");
+        charged += PROMPT_TOKENS + max_tokens;
+        drained(&gateway.envoy).await;
+        let labels = [format!("model=\"{model}\""), "upstream=\"openai\"".to_owned(), "outcome=\"ok\"".to_owned()];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert_eq!(metric_sum(&gateway.envoy, "ai_gateway_requests_total", &labels), 1.0, "{model}");
+        assert_eq!(
+            metric_sum(&gateway.envoy, "ai_gateway_upstream_attempts_total", &[&labels[0], "upstream=\"openai\""]),
+            2.0,
+            "{model}: two attempts"
+        );
+        let line = access_log_line(&gateway, model).await;
+        assert_eq!((line["upstream"].as_str(), line["attempts"].as_str()), (Some("openai"), Some("2")), "{model}");
+    }
+    // The primaries were tried: the misbehaving mock saw the 503, 429 and hanging attempts.
+    let tried: Vec<String> = gateway.openai_b.requests().iter().map(|r| r.json()["model"].to_string()).collect();
+    assert_eq!(tried.len(), 3, "{tried:?}");
+    // Tokens: only the answers that reached the client, at the usage they reported.
+    assert_eq!(before - gateway.tokens_left(ALPHA).await, charged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_of_the_other_api_answers_in_the_clients_api_streamed_or_not() {
+    let gateway = start(None).await;
+    let before = gateway.tokens_left(ALPHA).await;
+    // An OpenAI client, an Anthropic fallback.
+    let (status, headers, body) = gateway.post("/v1/chat/completions", ALPHA, &chat("fb-cross", 12)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-mock-upstream"], "anthropic");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "fb-cross");
+    assert_eq!(body["usage"]["completion_tokens"], 12);
+    let sent = gateway.anthropic.last_request().unwrap();
+    assert_eq!((sent.path.as_str(), sent.json()["model"].as_str()), ("/v1/messages", Some("claude-fallback")));
+    assert_eq!(sent.header("x-api-key"), Some(ANTHROPIC_PROVIDER_KEY));
+    assert_eq!(sent.header("authorization"), None, "the primary's credential must not follow the request");
+
+    // Streamed, without asking for usage: the stream is translated, and usage is still counted.
+    let mut streamed = chat("fb-cross", 13);
+    streamed["stream"] = json!(true);
+    let response =
+        gateway.http.post(gateway.url("/v1/chat/completions")).bearer_auth(ALPHA).json(&streamed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("chat.completion.chunk") && text.trim_end().ends_with("data: [DONE]"), "{text}");
+
+    // An Anthropic client, through a chain whose providers both speak OpenAI.
+    let response = gateway.post_messages(ALPHA, &chat("fb-503", 14)).await;
+    assert_eq!(response.status(), 200);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!((message["type"].as_str(), message["usage"]["output_tokens"].as_u64()), (Some("message"), Some(14)));
+    drained(&gateway.envoy).await;
+    let charged = PROBE_TOKENS + 3 * PROMPT_TOKENS + 12 + 13 + 14;
+    assert_eq!(before - gateway.tokens_left(ALPHA).await, charged);
+    assert_eq!(
+        metric_sum(&gateway.envoy, "ai_gateway_requests_total", &["model=\"fb-cross\"", "upstream=\"anthropic\""]),
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_provider_fails_the_client_gets_the_last_error_in_its_format() {
+    let gateway = start(None).await;
+    // 503 then 429: the 429 reaches the client with the provider's retry-after, as an OpenAI error.
+    let (status, headers, body) = gateway.post("/v1/chat/completions", ALPHA, &chat("fb-all", 5)).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["retry-after"], "7");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    // The same for an Anthropic client: Anthropic's error shape.
+    let response = gateway.post_messages(ALPHA, &chat("fb-all", 5)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "7");
+    let error: Value = response.json().await.unwrap();
+    assert_eq!((error["type"].as_str(), error["error"]["type"].as_str()), (Some("error"), Some("rate_limit_error")));
+    // Nobody could be reached: Envoy's 503 in the client's format, never plain text.
+    let (status, _, body) = gateway.post("/v1/chat/completions", ALPHA, &chat("fb-all-refused", 5)).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"]["type"], "server_error", "{body}");
+    let response = gateway.post_messages(ALPHA, &chat("fb-all-refused", 5)).await;
+    assert_eq!(response.status(), 503);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    drained(&gateway.envoy).await;
+    let failed = metric_sum(&gateway.envoy, "ai_gateway_requests_total", &["outcome=\"upstream_error\""]);
+    assert_eq!(failed, 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_targets_keep_working_with_their_own_fallbacks() {
+    let gateway = start(None).await;
+    let mut answered_by = std::collections::BTreeMap::new();
+    for _ in 0..40 {
+        let (status, headers, body) = gateway.post("/v1/chat/completions", ALPHA, &chat("fb-weighted", 5)).await;
+        assert_eq!(status, 200, "{body}");
+        let model = body["model"].as_str().unwrap().to_owned();
+        *answered_by.entry((headers["x-mock-upstream"].to_str().unwrap().to_owned(), model)).or_insert(0) += 1;
+    }
+    // Both targets were chosen; the failing one's requests were answered by its fallback.
+    let keys: Vec<_> = answered_by.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [("openai-a".to_owned(), "fallback-model".to_owned()), ("openai-b".to_owned(), "direct-model".to_owned())],
+        "{answered_by:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_broken_after_its_first_byte_and_a_body_over_the_retry_buffer_are_not_retried() {
+    let gateway = start(Some(64 * 1024)).await;
+    // The primary's stream breaks after two events: the client sees it break; no fallback.
+    let mut streamed = chat("fb-reset", 5);
+    streamed["stream"] = json!(true);
+    let response =
+        gateway.http.post(gateway.url("/v1/chat/completions")).bearer_auth(ALPHA).json(&streamed).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut chunks = response.bytes_stream();
+    let mut broke = false;
+    while let Some(chunk) = chunks.next().await {
+        broke |= chunk.is_err();
+    }
+    assert!(broke, "the stream must break, not end cleanly");
+    assert!(gateway.openai.requests().is_empty(), "a started stream is never replayed elsewhere");
+
+    // A body larger than the route's retry buffer: the primary's 503 reaches the client.
+    let mut big = chat("fb-503", 5);
+    big["messages"][0]["content"] = json!("x".repeat(100 * 1024));
+    // (A key with room for its 25k-token prompt estimate.)
+    let (status, _, body) = gateway.post("/v1/chat/completions", LIMITED_OPENAI, &big).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["type"], "overloaded_error", "the primary's own error: {body}");
+    assert!(gateway.openai.requests().is_empty());
+    // A small body on the same chain is retried.
+    let (status, _, _) = gateway.post("/v1/chat/completions", ALPHA, &chat("fb-503", 5)).await;
+    assert_eq!(status, 200);
+}
