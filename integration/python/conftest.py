@@ -38,6 +38,12 @@ def cached_gateway():
     yield from run_fixture("--cache")
 
 
+@pytest.fixture(scope="session")
+def fallback_gateway():
+    """The same fixture with fallback chains whose primaries fail (see Gateway::config_with_fallbacks)."""
+    yield from run_fixture("--fallback")
+
+
 LITELLM = ROOT / ".bench" / "venv" / "bin" / "litellm"
 LITELLM_CONFIG = """model_list:
   - model_name: mock-claude

@@ -54,6 +54,10 @@ pub fn filter_config() -> Value {
     })
 }
 
+/// Providers that always misbehave (upstream name, mock behaviour), for fallback chains.
+const FAILING_PROVIDERS: [(&str, &str); 4] =
+    [("fail503", "status-503"), ("fail429", "status-429"), ("hang", "hang"), ("resetting", "reset-mid-stream")];
+
 pub struct Gateway {
     pub envoy: Envoy,
     pub openai: MockUpstream,
@@ -99,6 +103,58 @@ impl Gateway {
         let mut config = filter_config();
         config["cache"] = cache;
         config
+    }
+
+    /// `config` plus fallback chains: misbehaving providers (served by the `openai_b` mock, each
+    /// through a `/behave/...` path prefix, or on a port nothing listens on) and models whose
+    /// primary is one of them: `fb-503`, `fb-429`, `fb-refused`, `fb-hang` (the per-attempt timeout
+    /// is 1 s), `fb-reset` (a stream reset after two events) fall back to `openai` (model
+    /// `fallback-model`); `fb-cross` falls back to `anthropic`; `fb-all` (503 then 429) and
+    /// `fb-all-refused` never succeed; `fb-weighted` has a chain on one of its two targets.
+    pub fn config_with_fallbacks(mut config: Value) -> Value {
+        for (name, behaviour) in FAILING_PROVIDERS {
+            config["upstreams"][name] = json!({ "cluster": name, "path_prefix": format!("/behave/{behaviour}/v1"),
+                                                "headers": { "authorization": format!("Bearer sk-{name}") } });
+        }
+        config["upstreams"]["refused"] =
+            json!({ "cluster": "refused", "headers": { "authorization": "Bearer sk-refused" } });
+        config["upstreams"]["refused_b"] = json!({ "cluster": "refused_b" });
+        let chain = |primary: &str, fallbacks: Value, cluster: &str| json!({ "upstream": primary, "model": "primary-model", "fallbacks": fallbacks, "fallback_cluster": cluster });
+        let to_openai = json!([ { "upstream": "openai", "model": "fallback-model" } ]);
+        let models = &mut config["models"];
+        models["fb-503"] = chain("fail503", to_openai.clone(), "chain_503");
+        models["fb-429"] = chain("fail429", to_openai.clone(), "chain_429");
+        models["fb-refused"] = chain("refused", to_openai.clone(), "chain_refused");
+        models["fb-hang"] = chain("hang", to_openai.clone(), "chain_hang");
+        models["fb-reset"] = chain("resetting", to_openai, "chain_reset");
+        models["fb-cross"] =
+            chain("fail503", json!([ { "upstream": "anthropic", "model": "claude-fallback" } ]), "chain_cross");
+        models["fb-all"] = chain("fail503", json!([ { "upstream": "fail429" } ]), "chain_all");
+        models["fb-all-refused"] = chain("refused", json!([ { "upstream": "refused_b" } ]), "chain_all_refused");
+        models["fb-weighted"] = json!({ "targets": [
+            { "upstream": "fail503", "weight": 1, "fallbacks": [ { "upstream": "openai", "model": "fallback-model" } ],
+              "fallback_cluster": "chain_weighted" },
+            { "upstream": "openai_b", "model": "direct-model", "weight": 1 } ] });
+        config["retry"] = json!({ "per_attempt_timeout_ms": 1000 });
+        config
+    }
+
+    /// Starts a configuration made by [`Gateway::config_with_fallbacks`], with its provider clusters;
+    /// `retry_buffer_limit_bytes` sets the route's `per_request_buffer_limit_bytes`.
+    pub async fn start_with_fallbacks(config: Value, retry_buffer_limit_bytes: Option<u32>) -> Result<Gateway, String> {
+        Gateway::start_with_setup(config, |setup| {
+            let misbehaving = setup.clusters[1].1; // the openai_b mock
+            for (name, _) in FAILING_PROVIDERS {
+                setup.clusters.push((name.to_owned(), misbehaving));
+            }
+            for name in ["refused", "refused_b"] {
+                let port =
+                    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(9, |a| a.port());
+                setup.clusters.push((name.to_owned(), port));
+            }
+            setup.retry_buffer_limit_bytes = retry_buffer_limit_bytes;
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

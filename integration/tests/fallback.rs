@@ -11,67 +11,11 @@ use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-/// A port nothing listens on: a provider that refuses connections.
-fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The fixture's configuration plus misbehaving providers (on the `openai_b` mock) and chains.
-fn chain_config() -> Value {
-    // A small daily budget: it refills by under a token during the test (the hang takes a second).
-    let mut config = Gateway::config_with_limits(json!({ "tokens_per_day": 5_000 }));
-    let upstreams = config["upstreams"].as_object_mut().unwrap();
-    for (name, behaviour) in
-        [("fail503", "status-503"), ("fail429", "status-429"), ("hang", "hang"), ("resetting", "reset-mid-stream")]
-    {
-        upstreams.insert(
-            name.into(),
-            json!({ "cluster": name, "path_prefix": format!("/behave/{behaviour}/v1"),
-                    "headers": { "authorization": format!("Bearer sk-{name}") } }),
-        );
-    }
-    upstreams
-        .insert("refused".into(), json!({ "cluster": "refused", "headers": { "authorization": "Bearer sk-refused" } }));
-    upstreams.insert("refused_b".into(), json!({ "cluster": "refused_b" }));
-    let chain = |primary: &str, fallbacks: Value, cluster: &str| json!({ "upstream": primary, "model": "primary-model", "fallbacks": fallbacks, "fallback_cluster": cluster });
-    let to_openai = json!([ { "upstream": "openai", "model": "fallback-model" } ]);
-    let models = config["models"].as_object_mut().unwrap();
-    models.insert("fb-503".into(), chain("fail503", to_openai.clone(), "chain_503"));
-    models.insert("fb-429".into(), chain("fail429", to_openai.clone(), "chain_429"));
-    models.insert("fb-refused".into(), chain("refused", to_openai.clone(), "chain_refused"));
-    models.insert("fb-hang".into(), chain("hang", to_openai.clone(), "chain_hang"));
-    models.insert("fb-reset".into(), chain("resetting", to_openai.clone(), "chain_reset"));
-    models.insert(
-        "fb-cross".into(),
-        chain("fail503", json!([ { "upstream": "anthropic", "model": "claude-fallback" } ]), "chain_cross"),
-    );
-    models.insert("fb-all".into(), chain("fail503", json!([ { "upstream": "fail429" } ]), "chain_all"));
-    models
-        .insert("fb-all-refused".into(), chain("refused", json!([ { "upstream": "refused_b" } ]), "chain_all_refused"));
-    models.insert(
-        "fb-weighted".into(),
-        json!({ "targets": [
-            { "upstream": "fail503", "weight": 1, "fallbacks": [ { "upstream": "openai", "model": "fallback-model" } ],
-              "fallback_cluster": "chain_weighted" },
-            { "upstream": "openai_b", "model": "direct-model", "weight": 1 } ] }),
-    );
-    config["retry"] = json!({ "per_attempt_timeout_ms": 1000 });
-    config
-}
-
 async fn start(retry_buffer_limit_bytes: Option<u32>) -> TestGateway {
-    let config = chain_config();
-    let gateway = Gateway::start_with_setup(config, |setup| {
-        let failing = setup.clusters[1].1; // the openai_b mock
-        for name in ["fail503", "fail429", "hang", "resetting"] {
-            setup.clusters.push((name.to_owned(), failing));
-        }
-        setup.clusters.push(("refused".to_owned(), dead_port()));
-        setup.clusters.push(("refused_b".to_owned(), dead_port()));
-        setup.retry_buffer_limit_bytes = retry_buffer_limit_bytes;
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    // A small daily budget: it refills by under a token during the test (the hang takes a second).
+    let config = Gateway::config_with_fallbacks(Gateway::config_with_limits(json!({ "tokens_per_day": 5_000 })));
+    let gateway =
+        Gateway::start_with_fallbacks(config, retry_buffer_limit_bytes).await.unwrap_or_else(|e| panic!("{e}"));
     TestGateway { gateway, http: reqwest::Client::new() }
 }
 

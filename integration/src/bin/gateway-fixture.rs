@@ -1,6 +1,7 @@
 //! Starts the end-to-end fixture (mock providers + Envoy with the filter) for tests written in other
 //! languages: prints one JSON line with the gateway URL, the test keys and each mock's request log
 //! URL, then runs until its standard input closes. `--cache` adds a response cache to the config;
+//! `--fallback` adds fallback chains whose primaries fail (`Gateway::config_with_fallbacks`);
 //! `--litellm PORT` adds models served by a LiteLLM proxy on that port (an independent implementation
 //! of both APIs): `ll-claude` through its Anthropic Messages API, `ll-gpt` through its OpenAI API.
 
@@ -28,6 +29,7 @@ async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let gateway = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["--cache"] => Gateway::start_with(Gateway::config_with_cache(json!({}))).await?,
+        ["--fallback"] => Gateway::start_with_fallbacks(Gateway::config_with_fallbacks(filter_config()), None).await?,
         ["--litellm", port] => {
             let port: u16 = port.parse().map_err(|_| format!("--litellm takes a port, not {port:?}"))?;
             Gateway::start_with_setup(with_litellm(filter_config()), |setup| {
@@ -36,7 +38,9 @@ async fn main() -> Result<(), String> {
             .await?
         }
         [] => Gateway::start().await?,
-        other => return Err(format!("unknown arguments {other:?}; the options are --cache and --litellm PORT")),
+        other => {
+            return Err(format!("unknown arguments {other:?}; the options are --cache, --fallback and --litellm PORT"))
+        }
     };
     let log_url =
         |mock: &ai_gateway_integration::mock_upstream::MockUpstream| format!("http://{}/_mock/requests", mock.addr);
