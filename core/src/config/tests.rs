@@ -181,3 +181,100 @@ fn rotation_accepts_every_listed_digest() {
         assert_eq!(config.key_by_digest(&parse_digest(digest).unwrap()).unwrap().1.id, "k");
     }
 }
+
+/// A document with a fallback chain on a single-upstream model and on a weighted target.
+fn chain_document() -> Value {
+    json!({
+        "keys": [ { "id": "k", "sha256": FOO_DIGEST } ],
+        "upstreams": { "a": {}, "b": { "api": "anthropic" }, "c": { "cluster": "c_cluster" } },
+        "models": {
+            "m": { "upstream": "a", "model": "a-model",
+                   "fallbacks": [ { "upstream": "b", "model": "b-model" }, { "upstream": "c" } ],
+                   "fallback_cluster": "m_chain" },
+            "w": { "targets": [
+                { "upstream": "a", "weight": 1, "fallbacks": [ { "upstream": "c" } ], "fallback_cluster": "w_chain" },
+                { "upstream": "b", "weight": 1 } ] }
+        }
+    })
+}
+
+#[test]
+fn fallback_chains_and_the_retry_policy_compile() {
+    let config = parse(&chain_document()).unwrap();
+    assert_eq!(config.role, Role::Downstream);
+    let (_, m) = config.model("m").unwrap();
+    let target = &m.targets[0];
+    let chain = target.chain.as_ref().unwrap();
+    assert_eq!(chain.cluster, "m_chain");
+    let names: Vec<&str> = target.chain_upstreams().map(|u| config.upstream(u).unwrap().name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let (b, _) = config.upstream_by_name("b").unwrap();
+    let (c, _) = config.upstream_by_name("c").unwrap();
+    assert_eq!(
+        (target.entry_for(0), target.entry_for(b), target.entry_for(c)),
+        (Some(Some("a-model")), Some(Some("b-model")), Some(None))
+    );
+    let (_, w) = config.model("w").unwrap();
+    assert!(w.target_on_cluster("w_chain").is_some() && w.target_on_cluster("m_chain").is_none());
+    assert_eq!(w.targets[0].entry_for(b), None, "b is a target of w, not in w_chain");
+    assert_eq!(
+        config.retry,
+        RetrySettings {
+            retry_on: "connect-failure,refused-stream,reset,5xx,retriable-status-codes".into(),
+            status_codes: "429".into(),
+            per_attempt_timeout_ms: DEFAULT_PER_ATTEMPT_TIMEOUT_MS
+        }
+    );
+    let mut custom = chain_document();
+    custom["retry"] = json!({ "on": ["gateway-error"], "status_codes": [], "per_attempt_timeout_ms": 5000 });
+    custom["role"] = json!("upstream");
+    let config = parse(&custom).unwrap();
+    assert_eq!(config.role, Role::Upstream);
+    assert_eq!((config.retry.retry_on.as_str(), config.retry.status_codes.as_str()), ("gateway-error", ""));
+    // The upstream role needs no keys.
+    custom.as_object_mut().unwrap().remove("keys");
+    assert!(parse(&custom).is_ok());
+}
+
+#[test]
+fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
+    let cases: &[(&str, Value, &str, &str)] = &[
+        ("/models/m/fallback_cluster", Value::Null, "models.m.fallback_cluster", "needs `fallback_cluster`"),
+        ("/models/m/fallbacks", Value::Null, "models.m.fallbacks", "no `fallbacks`"),
+        ("/models/m/fallbacks", json!([]), "models.m.fallbacks", "must not be empty"),
+        ("/models/m/fallbacks/0/upstream", json!("nope"), "models.m.fallbacks[0].upstream", "no upstream named"),
+        ("/models/m/fallbacks/0/upstream", json!("a"), "models.m.fallbacks[0].upstream", "already in this chain"),
+        ("/models/m/fallbacks/1/upstream", json!("b"), "models.m.fallbacks[1].upstream", "already in this chain"),
+        ("/models/m/fallbacks/0/weight", json!(1), "models.m.fallbacks[0].weight", "unknown field `weight`"),
+        ("/models/m/fallbacks/0/model", json!(""), "models.m.fallbacks[0].model", "must not be empty"),
+        ("/models/m/fallback_cluster", json!("c_cluster"), "models.m.fallback_cluster", "an upstream's own cluster"),
+        ("/models/m/fallback_cluster", json!(""), "models.m.fallback_cluster", "must not be empty"),
+        ("/models/w/targets/1/fallback_cluster", json!("w_chain"), "models.w.targets[1].fallbacks", "no `fallbacks`"),
+        ("/models/w/fallbacks", json!([ { "upstream": "c" } ]), "models.w.fallbacks", "not both"),
+        ("/retry", json!({ "on": ["5xx", "timeout"] }), "retry.on[1]", "not a retry condition"),
+        ("/retry", json!({ "status_codes": [200] }), "retry.status_codes[0]", "400 to 599"),
+        ("/retry", json!({ "per_attempt_timeout_ms": 0 }), "retry.per_attempt_timeout_ms", "positive"),
+        ("/retry", json!({ "on": [], "status_codes": [] }), "retry.on", "must not be empty"),
+        ("/retry", json!({ "attempts": 3 }), "retry.attempts", "unknown field `attempts`"),
+        ("/role", json!("sidecar"), "role", "unknown variant"),
+    ];
+    for (pointer, value, field, message) in cases {
+        let mut document = chain_document();
+        let (parent, last) = pointer.rsplit_once('/').unwrap();
+        let object = document.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        if value.is_null() {
+            object.remove(last);
+        } else {
+            object.insert(last.to_owned(), value.clone());
+        }
+        let error = parse(&document).expect_err(pointer);
+        assert_eq!(error.field, *field, "{pointer}: {error}");
+        assert!(error.to_string().contains(message), "{pointer}: {error}");
+    }
+    // Two targets of one model on the same chain cluster could not be told apart by an attempt.
+    let mut document = chain_document();
+    document["models"]["w"]["targets"][1] =
+        json!({ "upstream": "b", "weight": 1, "fallbacks": [ { "upstream": "c" } ], "fallback_cluster": "w_chain" });
+    let error = parse(&document).unwrap_err();
+    assert_eq!(error.field, "models.w.targets[1].fallback_cluster");
+}

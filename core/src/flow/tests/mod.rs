@@ -3,6 +3,7 @@
 
 mod cache;
 mod fail_closed;
+mod fallback;
 mod observability;
 mod quota;
 mod routing;
