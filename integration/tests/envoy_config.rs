@@ -117,3 +117,64 @@ fn the_dashboard_queries_only_metrics_the_filter_emits() {
     }
     assert!(queried >= emitted.len());
 }
+
+/// The listener filter's configuration and the chain cluster's upstream filter agree in every
+/// shipped config: each chain's aggregate cluster lists its providers' clusters in order, each of
+/// those clusters' endpoints names its upstream, and the upstream role knows the same upstreams and
+/// chained models.
+#[test]
+fn shipped_fallback_chains_agree_between_the_two_filters_and_the_clusters() {
+    let mut chains_checked = 0;
+    for file in ["envoy/demo.yaml", "envoy/production.yaml"] {
+        let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+        let bootstrap: Value = serde_yaml::from_str(&text).unwrap();
+        let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+        let listener_filter =
+            manager["http_filters"].as_array().unwrap().iter().find(|f| f["name"] == "ai_gateway").unwrap();
+        let listener: Value =
+            serde_json::from_str(listener_filter["typed_config"]["config"]["configuration"]["value"].as_str().unwrap())
+                .unwrap();
+        let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+        let cluster = |name: &str| {
+            clusters.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{file}: no cluster {name}"))
+        };
+        let upstream_cluster = |upstream: &str| -> String {
+            let config = &listener["upstreams"][upstream];
+            config["cluster"].as_str().unwrap_or(upstream).to_owned()
+        };
+        for (model, route) in listener["models"].as_object().unwrap() {
+            let Some(chain) = route["fallback_cluster"].as_str() else { continue };
+            chains_checked += 1;
+            let aggregate = cluster(chain);
+            let mut expected = vec![upstream_cluster(route["upstream"].as_str().unwrap())];
+            for fallback in route["fallbacks"].as_array().unwrap() {
+                expected.push(upstream_cluster(fallback["upstream"].as_str().unwrap()));
+            }
+            let listed: Vec<String> =
+                serde_json::from_value(aggregate["cluster_type"]["typed_config"]["clusters"].clone()).unwrap();
+            assert_eq!(listed, expected, "{file}: {chain} must list the chain of {model} in order");
+            let options = &aggregate["typed_extension_protocol_options"]
+                ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+            let filter = &options["http_filters"][0]["typed_config"]["config"];
+            assert_eq!(filter["allow_on_headers_stop_iteration"], true, "{file}: {chain}");
+            let upstream_role: Value =
+                serde_json::from_str(filter["configuration"]["value"].as_str().unwrap()).unwrap();
+            assert_eq!(upstream_role["role"], "upstream", "{file}: {chain}");
+            assert_eq!(upstream_role["upstreams"], listener["upstreams"], "{file}: {chain}: the same upstreams");
+            assert_eq!(upstream_role["models"][model], *route, "{file}: {chain}: the same route for {model}");
+            for (upstream, provider_cluster) in std::iter::once(route["upstream"].as_str().unwrap())
+                .chain(route["fallbacks"].as_array().unwrap().iter().map(|f| f["upstream"].as_str().unwrap()))
+                .zip(&expected)
+            {
+                let endpoints = &cluster(provider_cluster)["load_assignment"]["endpoints"][0]["lb_endpoints"];
+                for endpoint in endpoints.as_array().unwrap() {
+                    assert_eq!(
+                        endpoint["metadata"]["filter_metadata"]["ai_gw"]["provider"], upstream,
+                        "{file}: the endpoints of {provider_cluster} must name the upstream {upstream}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(chains_checked >= 2, "the shipped configs show a fallback chain each");
+}

@@ -66,7 +66,7 @@ async fn a_failing_primary_is_invisible_and_the_answering_provider_is_billed_and
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         assert_eq!(metric_sum(&gateway.envoy, "ai_gateway_requests_total", &labels), 1.0, "{model}");
         assert_eq!(
-            metric_sum(&gateway.envoy, "ai_gateway_upstream_attempts_total", &[&labels[0], "upstream=\"openai\""]),
+            metric_sum(&gateway.envoy, "ai_gateway_upstream_attempts_total", &[labels[0], "upstream=\"openai\""]),
             2.0,
             "{model}: two attempts"
         );
