@@ -91,10 +91,40 @@ fn istio_manifests_parse_with_known_kinds_and_api_versions() {
     }
 }
 
+/// The filters that take their configuration from an extension config over ADS: the HTTP filters
+/// patched into listeners, and the upstream HTTP filters of clusters an EnvoyFilter adds (fallback
+/// chains). `(name, operation of the patch, config_discovery)`.
+fn discovered_filters(envoy_filter: &Value) -> Vec<(String, Value, Value)> {
+    let mut found = Vec::new();
+    for patch in envoy_filter["spec"]["configPatches"].as_array().into_iter().flatten() {
+        let value = &patch["patch"]["value"];
+        if patch["applyTo"] == "HTTP_FILTER" {
+            found.push((
+                value["name"].as_str().unwrap_or("").to_owned(),
+                patch["patch"]["operation"].clone(),
+                value["config_discovery"].clone(),
+            ));
+        }
+        let options =
+            &value["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+        for filter in options["http_filters"].as_array().into_iter().flatten() {
+            if filter.get("config_discovery").is_some() {
+                found.push((
+                    filter["name"].as_str().unwrap_or("").to_owned(),
+                    json!("INSERT_BEFORE"),
+                    filter["config_discovery"].clone(),
+                ));
+            }
+        }
+    }
+    found
+}
+
 /// Each EnvoyFilter adds the Wasm filter as an extension config (fail closed, allowed to stop header
-/// iteration, a digest-checked OCI module) and an HTTP filter that waits for it over ADS. Rendered into a
-/// bootstrap the way istio-agent hands it to Envoy (the module downloaded to a local file), the real Envoy
-/// validates it, which also runs the filter's own configuration checks.
+/// iteration, a digest-checked OCI module), used by an HTTP filter (or a chain cluster's upstream
+/// filter) that waits for it over ADS. Rendered into a bootstrap the way istio-agent hands it to Envoy
+/// (the module downloaded to a local file), the real Envoy validates it, which also runs the filter's
+/// own configuration checks.
 #[test]
 fn envoy_filters_carry_a_valid_fail_closed_wasm_filter() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,11 +132,13 @@ fn envoy_filters_carry_a_valid_fail_closed_wasm_filter() {
     assert!(!envoy_filters.is_empty(), "no EnvoyFilter in istio/*.yaml");
     for (file, envoy_filter) in &envoy_filters {
         let extension = &config_patch(file, envoy_filter, "EXTENSION_CONFIG")["patch"]["value"];
-        let http_filter = &config_patch(file, envoy_filter, "HTTP_FILTER")["patch"];
-        // The HTTP filter takes its configuration from the extension config, over ADS, and waits for it.
-        let discovery = &http_filter["value"]["config_discovery"];
-        assert_eq!(http_filter["operation"], "INSERT_BEFORE", "{file}");
-        assert_eq!(http_filter["value"]["name"], extension["name"], "{file}");
+        let users = discovered_filters(envoy_filter);
+        let (_, operation, discovery) = users
+            .iter()
+            .find(|(name, _, _)| extension["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{file}: no filter takes its configuration from {}", extension["name"]));
+        // The filter takes its configuration from the extension config, over ADS, and waits for it.
+        assert_eq!(operation, "INSERT_BEFORE", "{file}");
         assert_eq!(discovery["type_urls"], json!([WASM_TYPE]), "{file}");
         assert_eq!(discovery["config_source"], json!({ "ads": {}, "initial_fetch_timeout": "0s" }), "{file}");
         let wasm = &extension["typed_config"];
@@ -157,6 +189,9 @@ fn routes_match_every_cluster_the_filter_can_choose() {
             let text = patch["patch"]["value"]["typed_config"]["config"]["configuration"]["value"].as_str();
             let config: Value = serde_json::from_str(text.unwrap_or_else(|| panic!("{file}: no filter configuration")))
                 .unwrap_or_else(|e| panic!("{file}: the filter configuration is not JSON: {e}"));
+            if config["role"] == "upstream" {
+                continue; // An attempt is routed already: its upstreams set their authority.
+            }
             for (name, upstream) in config["upstreams"].as_object().unwrap() {
                 let cluster = upstream["cluster"].as_str().unwrap_or_else(|| panic!("{file}: {name} has no cluster"));
                 clusters.insert(cluster.to_owned());
@@ -215,7 +250,8 @@ fn compose_parses_mounts_exist_and_ports_match_the_demo_config() {
     let admin_port = port(&demo["admin"]["address"]);
     let mut upstream_ports = BTreeSet::new();
     for cluster in demo["static_resources"]["clusters"].as_array().unwrap() {
-        for group in cluster["load_assignment"]["endpoints"].as_array().unwrap() {
+        // (An aggregate cluster has no endpoints of its own.)
+        for group in cluster["load_assignment"]["endpoints"].as_array().into_iter().flatten() {
             for endpoint in group["lb_endpoints"].as_array().unwrap() {
                 upstream_ports.insert(port(&endpoint["endpoint"]["address"]));
             }
@@ -254,4 +290,71 @@ fn the_oci_image_holds_the_built_module_as_plugin_wasm() {
     assert_eq!(target, "./plugin.wasm", "Dockerfile");
     let ignore = read("Dockerfile.dockerignore");
     assert!(ignore.contains(&format!("!{source}")), "Dockerfile.dockerignore does not let {source} into the context");
+}
+
+/// Every fallback chain of the Istio listener filter is wired: its aggregate cluster is added and
+/// lists clusters (also added) whose endpoints name the chain's upstreams in order; a VirtualService
+/// route matches it in the cluster header and is pointed at the aggregate cluster with the retry
+/// priority; the upstream role's configuration holds the same chain.
+#[test]
+fn istio_fallback_chains_are_wired_end_to_end() {
+    let envoy_filters = envoy_filters();
+    let patches: Vec<&Value> =
+        envoy_filters.iter().flat_map(|(_, f)| f["spec"]["configPatches"].as_array().unwrap().iter()).collect();
+    let configs: Vec<Value> = patches
+        .iter()
+        .filter(|p| p["applyTo"] == "EXTENSION_CONFIG")
+        .map(|p| {
+            serde_json::from_str(
+                p["patch"]["value"]["typed_config"]["config"]["configuration"]["value"].as_str().unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let added = |name: &str| {
+        patches
+            .iter()
+            .find(|p| p["applyTo"] == "CLUSTER" && p["patch"]["value"]["name"] == name)
+            .map(|p| &p["patch"]["value"])
+            .unwrap_or_else(|| panic!("no EnvoyFilter adds the cluster {name}"))
+    };
+    let routes: Vec<Value> = istio_documents()
+        .into_iter()
+        .filter(|(_, d)| d["kind"] == "VirtualService")
+        .flat_map(|(_, d)| d["spec"]["http"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let mut chains = 0;
+    for listener in configs.iter().filter(|c| c["role"] != "upstream") {
+        for (model, route) in listener["models"].as_object().unwrap() {
+            let Some(chain) = route["fallback_cluster"].as_str() else { continue };
+            chains += 1;
+            let upstream_role = configs.iter().find(|c| c["role"] == "upstream").expect("an upstream-role config");
+            assert_eq!(upstream_role["models"][model], *route, "{model}: the upstream role has the same chain");
+            let members: Vec<String> =
+                serde_json::from_value(added(chain)["cluster_type"]["typed_config"]["clusters"].clone()).unwrap();
+            let upstreams: Vec<&str> = std::iter::once(route["upstream"].as_str().unwrap())
+                .chain(route["fallbacks"].as_array().unwrap().iter().map(|f| f["upstream"].as_str().unwrap()))
+                .collect();
+            assert_eq!(members.len(), upstreams.len(), "{chain}");
+            for (member, upstream) in members.iter().zip(&upstreams) {
+                let endpoint = &added(member)["load_assignment"]["endpoints"][0]["lb_endpoints"][0];
+                assert_eq!(endpoint["metadata"]["filter_metadata"]["ai_gw"]["provider"], *upstream, "{member}");
+            }
+            let vs_route = routes
+                .iter()
+                .find(|r| r["match"][0]["headers"][CLUSTER_HEADER]["exact"] == chain)
+                .unwrap_or_else(|| panic!("no VirtualService route for {chain}"));
+            let route_patch = patches
+                .iter()
+                .find(|p| {
+                    p["applyTo"] == "HTTP_ROUTE"
+                        && p["match"]["routeConfiguration"]["vhost"]["route"]["name"] == vs_route["name"]
+                })
+                .unwrap_or_else(|| panic!("no HTTP_ROUTE patch for {}", vs_route["name"]));
+            assert_eq!(route_patch["patch"]["value"]["route"]["cluster"], chain);
+            let priority = &route_patch["patch"]["value"]["route"]["retry_policy"]["retry_priority"]["name"];
+            assert_eq!(priority, "envoy.retry_priorities.previous_priorities");
+        }
+    }
+    assert!(chains >= 1, "the Istio manifests show a fallback chain");
 }
