@@ -85,7 +85,7 @@ fn bad_configs_are_rejected_naming_the_field() {
         ("/keys/0/sha256", Value::Null, "keys[0]", "missing field `sha256`"),
         ("/keys/0/id", json!("team a"), "keys[0].id", "1 to 64"),
         ("/keys/0/id", json!(""), "keys[0].id", "1 to 64"),
-        ("/keys/0/models", json!(["gpt-4o"]), "keys[0].models[0]", "not a model"),
+        ("/keys/0/models", json!(["gpt-5"]), "keys[0].models[0]", "not a model"),
         ("/upstreams/openai/api", json!("azure"), "upstreams.openai.api", "unknown variant"),
         (
             "/upstreams/openai/headers/bad header",

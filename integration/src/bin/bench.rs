@@ -81,6 +81,9 @@ fn upstream_bootstrap() -> Value {
                     "stat_prefix": "upstream",
                     "route_config": { "max_direct_response_body_size_bytes": 1048576,
                                       "virtual_hosts": [ { "name": "all", "domains": ["*"], "routes": [
+                        // A provider that is down: the primary of (i)'s fallback chain.
+                        { "match": { "prefix": "/fail/" }, "direct_response": { "status": 503, "body": { "inline_string":
+                            "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}" } } },
                         route(json!({ "prefix": "/v1/messages", "headers": streamed }), &message_sse),
                         route(json!({ "prefix": "/v1/messages" }), &message_answer),
                         route(json!({ "prefix": "/", "headers": streamed }), &sse_answer),
@@ -110,13 +113,18 @@ fn filter_config(extra: Value) -> Value {
             "openai": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider" } },
             "openai-stream": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-stream": "1" } },
             "anthropic": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider" } },
-            "anthropic-stream": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider", "x-bench-stream": "1" } }
+            "anthropic-stream": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider", "x-bench-stream": "1" } },
+            "failing": { "cluster": "upstream_failing", "path_prefix": "/fail/v1", "headers": { "authorization": "Bearer sk-provider" } },
+            "fallback": { "cluster": "upstream_fallback", "headers": { "authorization": "Bearer sk-provider" } }
         },
         "models": {
             "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
             "gpt-4o-mini-stream": { "upstream": "openai-stream", "model": "gpt-4o-mini-2024-07-18" },
             "claude": { "upstream": "anthropic", "model": "claude-bench" },
-            "claude-stream": { "upstream": "anthropic-stream", "model": "claude-bench" }
+            "claude-stream": { "upstream": "anthropic-stream", "model": "claude-bench" },
+            "gpt-4o-mini-fallback": { "upstream": "failing", "model": "gpt-4o-mini-2024-07-18",
+                                      "fallbacks": [ { "upstream": "fallback", "model": "gpt-4o-mini-2024-07-18" } ],
+                                      "fallback_cluster": "bench_chain" }
         }
     });
     if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
@@ -299,7 +307,10 @@ fn main() -> Result<(), String> {
     eprintln!("upstream (Envoy direct_response) on port {}", upstream.port);
 
     let plain = start_envoy(EnvoySetup::plain("upstream", upstream.port))?;
-    let routing = start_envoy(EnvoySetup::new(filter_config(json!({})), &clusters))?;
+    // The failing primary and its fallback of (i) have clusters of their own, on the same upstream.
+    let chain_clusters =
+        [("upstream", upstream.port), ("upstream_failing", upstream.port), ("upstream_fallback", upstream.port)];
+    let routing = start_envoy(EnvoySetup::new(filter_config(json!({})), &chain_clusters))?;
     let mut limited_config = filter_config(json!({}));
     limited_config["keys"][0]["limits"] =
         json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
@@ -322,6 +333,7 @@ fn main() -> Result<(), String> {
     let translated_stream = json!({ "model": "claude-stream", "stream": true, "max_tokens": 64,
                                     "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] })
     .to_string();
+    let failing_over = json!({ "model": "gpt-4o-mini-fallback", "max_tokens": 64, "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] }).to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
     let scenarios = [
         Scenario {
@@ -378,6 +390,14 @@ fn main() -> Result<(), String> {
             url: url(routing.port),
             key: KEY,
             body: translated_stream,
+            pid: routing.pid,
+        },
+        Scenario {
+            label: "i",
+            description: "(b), the primary answers 503 every time: Envoy retries on the fallback",
+            url: url(routing.port),
+            key: KEY,
+            body: failing_over,
             pid: routing.pid,
         },
     ];
@@ -473,6 +493,14 @@ fn render(
             cpu(b),
             cpu(g) - cpu(b),
             cpu(h) - cpu(b),
+        ));
+    }
+    if let (Some(b), Some(i)) = (by_label("b"), by_label("i")) {
+        out.push_str(&format!(
+            "\nFallback: (i) CPU per request {:.1} µs against (b) {:.1} µs (two upstream attempts, each rewritten by the upstream filter); throughput {:.2} of (b).\n",
+            median(&i.cpu_us),
+            median(&b.cpu_us),
+            median(&i.throughput) / median(&b.throughput),
         ));
     }
     let (Some(b), Some(d), Some(f)) = (by_label("b"), by_label("d"), by_label("f")) else { return out };
