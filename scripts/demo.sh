@@ -185,6 +185,8 @@ Demo keys:  sk-demo-alpha  (every model, 60 requests/minute)
             sk-demo-beta   (claude-* models only)
 Models:     gpt-4o-mini (OpenAI API), claude-haiku (Anthropic API), smart (90% gpt-4o, 10% claude-sonnet-4-0)
             Either SDK reaches every model: a request in the other API is translated both ways.
+            resilient: its primary provider always answers 503; Envoy retries on the fallbacks
+            (the access log in .run/envoy.log says which provider answered, after how many attempts).
 
 Try it:
 

@@ -418,11 +418,13 @@ impl AttemptHttp {
 impl Context for AttemptHttp {}
 
 impl HttpContext for AttemptHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
         let action = self.flow.on_request_headers(&mut GatewayHttp::io(&mut headers, &HostClock::default()));
         self.flush_logs();
         match action {
+            // A request without a body is decided now (and refused): no body callback would come.
+            HeadersAction::ReadBody if end_of_stream => self.decide_on_request(false),
             HeadersAction::ReadBody => Action::Pause,
             HeadersAction::Respond(reply) => respond(reply),
         }
