@@ -1,6 +1,6 @@
 //! The gateway's logic, host-free: key auth, model routing, quotas, usage, cache and the request
 //! flow, reached only through the small traits in [`ports`]. The proxy-wasm adapter is the
-//! `ai-gateway` crate (`src/host.rs`); this crate cannot call the host (it has no proxy-wasm
+//! `ai-gateway` crate (`src/host/`); this crate cannot call the host (it has no proxy-wasm
 //! dependency).
 
 pub mod api_error;

@@ -1,4 +1,4 @@
-//! What the request flow tells its host to do, as data: one type per callback. `host.rs` carries
+//! What the request flow tells its host to do, as data: one type per callback. `src/host/` carries
 //! these out and decides nothing itself.
 
 use crate::api_error::{ApiError, ApiFormat};

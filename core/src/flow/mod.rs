@@ -1,5 +1,5 @@
 //! The per-request state machine: takes a request's phases in order, keeps in each phase only the
-//! data that phase has, and returns what to do as data, which `host.rs` carries out.
+//! data that phase has, and returns what to do as data, which `src/host/` carries out.
 //!
 //! Phases: request headers ([`request_headers`]) -> request body ([`admission`]) -> forwarded
 //! ([`forwarded`]: the response, then the settlement) -> done. A request answered locally (an

@@ -1,0 +1,162 @@
+//! The listener's filter (role `downstream`): carries out the request flow's decisions on the
+//! host, for requests from clients.
+
+use super::{clear_request_trailers, emit, internal_error, io, log, respond, HostClock, HostHeaders, HostStore};
+use ai_gateway_core::config::Config;
+use ai_gateway_core::flow::{BodyAction, BodyProgress, HeadersAction, RequestFlow};
+use ai_gateway_core::metrics::{self, RequestSummary};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
+use std::rc::Rc;
+
+pub(super) struct GatewayHttp {
+    flow: RequestFlow,
+    /// Whether the flow needs the response body's chunks (its last decision said so).
+    read_response_body: bool,
+    /// Whether the response body is held until it has arrived whole (a translated JSON answer).
+    hold_response_body: bool,
+}
+
+impl GatewayHttp {
+    pub(super) fn new(config: Option<Rc<Config>>, random: u64) -> Self {
+        GatewayHttp { flow: RequestFlow::new(config, random), read_response_body: false, hold_response_body: false }
+    }
+
+    /// Sets the filter-state properties and writes the log lines the flow produced.
+    fn flush(&mut self) {
+        for (name, value) in self.flow.take_properties() {
+            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+        }
+        for line in self.flow.take_logs() {
+            log(LogLevel::Info, &line);
+        }
+    }
+
+    fn finish(&mut self) {
+        let summary: Option<RequestSummary> = self.flow.on_done(&HostStore, &HostClock::default());
+        for update in summary.iter().flat_map(metrics::updates) {
+            emit(&update);
+        }
+        self.flush();
+    }
+
+    /// The request has ended: reads the whole buffered body and carries out the flow's decision.
+    /// Nothing but `Forward` lets the request continue to a cluster.
+    fn decide_on_request(&mut self, has_trailers: bool) -> Action {
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let action = self.flow.on_request_body(&mut io(&mut headers, &HostClock::default()), &body);
+        self.flush();
+        match action {
+            BodyAction::Forward { new_body } => {
+                if let Some(new_body) = new_body {
+                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
+                        log(LogLevel::Error, "ai-gateway: could not replace the request body");
+                        return respond(internal_error());
+                    }
+                }
+                clear_request_trailers(has_trailers);
+                if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
+                    log(LogLevel::Error, "ai-gateway: clear_route_cache failed; refusing rather than misrouting");
+                    return respond(internal_error());
+                }
+                Action::Continue
+            }
+            BodyAction::Respond(reply) => respond(reply),
+            BodyAction::Hold => Action::Pause,
+        }
+    }
+
+    /// Hands the flow the body it asked for (the current chunk, or a held body whole) and puts the
+    /// client's bytes in its place when the flow changed them.
+    fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
+        let chunk = match self.read_response_body || self.hold_response_body {
+            true => {
+                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
+            }
+            false => Vec::new(),
+        };
+        let action = self.flow.on_response_body(&chunk, end_of_stream);
+        self.read_response_body = action.read_body;
+        if let Some(bytes) = action.replace {
+            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
+                log(LogLevel::Error, "ai-gateway: could not replace a response body chunk");
+            }
+        }
+    }
+}
+
+impl Context for GatewayHttp {}
+
+impl HttpContext for GatewayHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let action = self.flow.on_request_headers(&mut io(&mut headers, &HostClock::default()), end_of_stream);
+        self.flush();
+        match action {
+            HeadersAction::ReadBody => Action::Pause,
+            HeadersAction::Respond(reply) => respond(reply),
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if end_of_stream {
+            return self.decide_on_request(false);
+        }
+        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
+        let progress = self.flow.on_request_body_progress(&mut io(&mut headers, &HostClock::default()), body_size);
+        self.flush();
+        match progress {
+            BodyProgress::KeepReading => Action::Pause,
+            BodyProgress::Respond(reply) => respond(reply),
+        }
+    }
+
+    /// Trailers end the request just as a last data frame does (HTTP/2 trailers, HTTP/1.1 chunked
+    /// trailers that Envoy keeps). Without this the SDK's default would let the held request go
+    /// upstream undecided.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.decide_on_request(true)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let clock = HostClock::default();
+        let mut headers = HostHeaders::new(MapType::HttpResponseHeaders);
+        let action = self.flow.on_response_headers(&mut headers, &clock, end_of_stream);
+        action.apply_to(&mut headers);
+        self.read_response_body = action.read_body;
+        self.hold_response_body = action.hold_body;
+        if end_of_stream {
+            self.finish();
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.hold_response_body && !end_of_stream {
+            // Envoy buffers it; the whole body is read once, at its end.
+            return Action::Pause;
+        }
+        self.pass_response_body(body_size, end_of_stream);
+        if end_of_stream {
+            // Settle now, before the client can send its next request; `on_log` then has nothing left.
+            self.finish();
+        }
+        Action::Continue
+    }
+
+    /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): a held body is handed
+    /// over whole now, then the request is settled.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A held body is still buffered: read it whole (the size is capped by what is there).
+        let buffered = if self.hold_response_body { usize::MAX } else { 0 };
+        self.pass_response_body(buffered, true);
+        self.finish();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.finish();
+    }
+}

@@ -1,0 +1,223 @@
+//! The only module that calls into the proxy-wasm host: contexts, header maps, bodies, shared data,
+//! the clock, logging. It applies the decisions of `ai_gateway_core::flow` and holds no logic of its
+//! own. This file has what both roles share and the root context, which picks the role;
+//! [`listener`] is the listener's filter, [`attempt`] the upstream filter of fallback chains.
+
+mod attempt;
+mod listener;
+
+use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
+use ai_gateway_core::config::{Config, Role};
+use ai_gateway_core::flow::{Io, LocalReply};
+use ai_gateway_core::metrics::{MetricKind, MetricUpdate};
+use ai_gateway_core::ports::{Clock, HeaderMap, SharedStore, StoreError};
+use ai_gateway_core::quota;
+use ai_gateway_core::routing::next_random;
+use attempt::AttemptHttp;
+use listener::GatewayHttp;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| Box::new(GatewayRoot::default()));
+}}
+
+fn log(level: LogLevel, message: &str) {
+    // Logging can only fail if the host is gone; there is nowhere else to report it.
+    let _ = hostcalls::log(level, message);
+}
+
+fn now_ns() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+}
+
+thread_local! {
+    /// Metric ids by name, defined on first use (one VM per worker thread).
+    static METRIC_IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+}
+
+fn emit(update: &MetricUpdate) {
+    METRIC_IDS.with(|ids| {
+        let mut ids = ids.borrow_mut();
+        let id = match ids.get(&update.name) {
+            Some(id) => *id,
+            None => {
+                let kind = match update.kind {
+                    MetricKind::Counter => MetricType::Counter,
+                    MetricKind::Histogram => MetricType::Histogram,
+                };
+                let Ok(id) = hostcalls::define_metric(kind, &update.name) else { return };
+                ids.insert(update.name.clone(), id);
+                id
+            }
+        };
+        let _ = match update.kind {
+            MetricKind::Counter => hostcalls::increment_metric(id, i64::try_from(update.value).unwrap_or(i64::MAX)),
+            MetricKind::Histogram => hostcalls::record_metric(id, update.value),
+        };
+    });
+}
+
+/// The host's clock, read at most once per callback and only if something needs the time.
+#[derive(Default)]
+struct HostClock(Cell<Option<u64>>);
+
+impl Clock for HostClock {
+    fn now_ns(&self) -> u64 {
+        *self.0.get().get_or_insert_with(now_ns)
+    }
+}
+
+/// The request or response headers of the current HTTP context. The whole map is read from the
+/// host once, on first use, and reads are served from that copy (one host call instead of one per
+/// header); writes go to the host and keep the copy current.
+struct HostHeaders {
+    map: MapType,
+    snapshot: Option<Vec<(String, Vec<u8>)>>,
+}
+
+impl HostHeaders {
+    fn new(map: MapType) -> Self {
+        HostHeaders { map, snapshot: None }
+    }
+
+    fn snapshot(&mut self) -> &mut Vec<(String, Vec<u8>)> {
+        let map = self.map;
+        // Bytes, not String: the SDK's String variants panic on non-UTF-8 header values.
+        self.snapshot.get_or_insert_with(|| hostcalls::get_map_bytes(map).unwrap_or_default())
+    }
+}
+
+impl HeaderMap for HostHeaders {
+    fn get(&mut self, name: &str) -> Option<String> {
+        let (_, value) = self.snapshot().iter().find(|(n, _)| n == name)?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    }
+
+    fn get_all(&mut self, name: &str) -> Vec<String> {
+        let values = self.snapshot().iter().filter(|(n, _)| n == name);
+        values.map(|(_, value)| String::from_utf8_lossy(value).into_owned()).collect()
+    }
+
+    fn set(&mut self, name: &str, value: &str) {
+        if hostcalls::set_map_value(self.map, name, Some(value)).is_err() {
+            log(LogLevel::Warn, &format!("ai-gateway: could not set header {name}"));
+        }
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.retain(|(n, _)| n != name);
+            snapshot.push((name.to_owned(), value.as_bytes().to_vec()));
+        }
+    }
+
+    fn remove(&mut self, name: &str) {
+        let present = self.snapshot().iter().any(|(n, _)| n == name);
+        if present {
+            if hostcalls::remove_map_value(self.map, name).is_err() {
+                log(LogLevel::Warn, &format!("ai-gateway: could not remove header {name}"));
+            }
+            self.snapshot().retain(|(n, _)| n != name);
+        }
+    }
+
+    fn names(&mut self) -> Vec<String> {
+        self.snapshot().iter().map(|(name, _)| name.clone()).collect()
+    }
+}
+
+/// Envoy's shared data for this VM id.
+struct HostStore;
+
+impl SharedStore for HostStore {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+        match hostcalls::set_shared_data(key, Some(value), cas) {
+            Ok(()) => Ok(()),
+            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
+            Err(_) => Err(StoreError::Failed),
+        }
+    }
+}
+
+/// One per worker thread: holds the current configuration and seeds per-request randomness.
+#[derive(Default)]
+struct GatewayRoot {
+    config: Option<Rc<Config>>,
+    random_state: Cell<u64>,
+}
+
+impl Context for GatewayRoot {}
+
+impl RootContext for GatewayRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let document =
+            hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        match Config::parse(&document) {
+            Ok(config) => {
+                if config.role == Role::Downstream {
+                    quota::create_missing(&HostStore, config.limits());
+                }
+                self.random_state.set(self.random_state.get() ^ now_ns());
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(error) => {
+                log(LogLevel::Error, &error.to_string());
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self.config.as_ref().is_some_and(|config| config.role == Role::Upstream) {
+            return Some(Box::new(AttemptHttp::new(self.config.clone())));
+        }
+        let mut state = self.random_state.get();
+        let random = next_random(&mut state);
+        self.random_state.set(state);
+        Some(Box::new(GatewayHttp::new(self.config.clone(), random)))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// Request trailers are not the provider's business (and are never read by the gateway): emptied
+/// when the request has some. Touching the map of a request without trailers would add them.
+fn clear_request_trailers(has_trailers: bool) {
+    if has_trailers {
+        let _ = hostcalls::set_map(MapType::HttpRequestTrailers, vec![]);
+    }
+}
+
+/// A 500 for a request the host could not carry out as the flow decided.
+fn internal_error() -> LocalReply {
+    let error = ApiError::new(ErrorKind::Internal, "internal_error", "The gateway could not forward this request.");
+    LocalReply::error(&error, ApiFormat::OpenAi)
+}
+
+/// Sends a local reply and stops the request from going upstream.
+fn respond(reply: LocalReply) -> Action {
+    let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)).is_err() {
+        log(LogLevel::Error, "ai-gateway: could not send a local reply");
+    }
+    Action::Pause
+}
+
+/// What the request flow needs from the host in one callback.
+fn io<'a>(headers: &'a mut HostHeaders, clock: &'a HostClock) -> Io<'a> {
+    Io { headers, store: &HostStore, clock }
+}
