@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets, each for a bounded time: ./scripts/fuzz.sh [SECONDS per target, default 60] [TARGET...]
-# Targets: config, request_body, usage_scan, cache_entry, request_flow (default: all). Seeds are in
+# Targets: config, request_body, usage_scan, cache_entry, request_flow, attempt_flow (default: all). Seeds are in
 # fuzz/seeds/TARGET; what the fuzzer learns goes to fuzz/corpus/TARGET (not committed); a crash is
 # saved under fuzz/artifacts/TARGET and makes this command fail.
 #
