@@ -60,7 +60,7 @@ pub fn resolve<'c>(
 }
 
 /// The error for a model none of whose upstreams can serve the endpoint called.
-fn unservable(model: &str, endpoint: ModelEndpoint) -> ApiError {
+pub fn unservable(model: &str, endpoint: ModelEndpoint) -> ApiError {
     ApiError::new(
         ErrorKind::BadRequest,
         "unsupported_api",

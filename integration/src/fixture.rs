@@ -131,6 +131,12 @@ impl Gateway {
             chain("fail503", json!([ { "upstream": "anthropic", "model": "claude-fallback" } ]), "chain_cross");
         models["fb-all"] = chain("fail503", json!([ { "upstream": "fail429" } ]), "chain_all");
         models["fb-all-refused"] = chain("refused", json!([ { "upstream": "refused_b" } ]), "chain_all_refused");
+        // For embeddings only the primary can be tried: the Anthropic fallback has no such endpoint.
+        models["fb-embed"] = chain(
+            "fail503",
+            json!([ { "upstream": "anthropic" }, { "upstream": "openai", "model": "fallback-model" } ]),
+            "chain_embed",
+        );
         models["fb-weighted"] = json!({ "targets": [
             { "upstream": "fail503", "weight": 1, "fallbacks": [ { "upstream": "openai", "model": "fallback-model" } ],
               "fallback_cluster": "chain_weighted" },

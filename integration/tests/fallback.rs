@@ -120,6 +120,28 @@ async fn a_fallback_of_the_other_api_answers_in_the_clients_api_streamed_or_not(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_before_a_provider_that_cannot_take_the_request() {
+    let gateway = start(None).await;
+    // Embeddings: the Anthropic fallback has no such endpoint, so only the primary is tried, and
+    // the client gets its error (not a 400 about a provider it never chose).
+    let (status, _, body) = gateway.post("/v1/embeddings", ALPHA, &json!({ "model": "fb-embed", "input": "hi" })).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (503, Some("overloaded_error")), "{body}");
+    // `n: 2` cannot be translated for the Anthropic fallback: the same.
+    let mut two = chat("fb-cross", 5);
+    two["n"] = json!(2);
+    let (status, _, body) = gateway.post("/v1/chat/completions", ALPHA, &two).await;
+    assert_eq!((status, body["error"]["type"].as_str()), (503, Some("overloaded_error")), "{body}");
+    assert!(gateway.anthropic.requests().is_empty() && gateway.openai.requests().is_empty());
+    // What the first provider itself cannot take is refused as a direct request to it would be.
+    let mut message = chat("fb-cross", 5);
+    message["top_k"] = json!(3);
+    let response = gateway.post_messages(ALPHA, &message).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("top_k"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_provider_fails_the_client_gets_the_last_error_in_its_format() {
     let gateway = start(None).await;
     // 503 then 429: the 429 reaches the client with the provider's retry-after, as an OpenAI error.

@@ -44,6 +44,11 @@ pub enum Problem {
     ClusterNeedsFallbacks,
     FallbackClusterIsAProvider(String),
     UpstreamTwiceInChain(String),
+    ClusterTwiceInChain(String),
+    /// Two chains on one aggregate cluster list different providers.
+    ChainsDisagreeOnCluster(String),
+    /// A field the document's role needs is missing.
+    RequiredField(&'static str),
     /// Two targets of one model name the same aggregate cluster: an attempt could not tell them apart.
     FallbackClusterReused(String),
 }
@@ -122,6 +127,18 @@ impl fmt::Display for ConfigError {
                 f,
                 "the upstream {name:?} is already in this chain: each provider may appear once per chain"
             ),
+            Problem::ClusterTwiceInChain(cluster) => write!(
+                f,
+                "another upstream of this chain uses the cluster {cluster:?}: an attempt is told apart by the \
+                 cluster Envoy chose, so give each provider of a chain its own cluster (two clusters may \
+                 point at the same address)"
+            ),
+            Problem::ChainsDisagreeOnCluster(cluster) => write!(
+                f,
+                "another chain on the aggregate cluster {cluster:?} lists other upstreams: chains that share \
+                 an aggregate cluster must list the same upstreams in the same order"
+            ),
+            Problem::RequiredField(role) => write!(f, "required for the {role} role"),
             Problem::FallbackClusterReused(cluster) => write!(
                 f,
                 "{cluster:?} is the fallback cluster of another target of this model; give each chain its own"

@@ -123,6 +123,7 @@ pub(super) fn validate_chain(
         return Err(ConfigError::new(format!("{field}.fallbacks"), Problem::Empty));
     }
     let mut seen = vec![primary];
+    let cluster_of = |upstream: usize| upstreams.get(upstream).map(|u| u.cluster.as_str());
     let mut chain = Vec::with_capacity(fallbacks.len());
     for (i, fallback) in fallbacks.into_iter().enumerate() {
         let upstream_field = format!("{field}.fallbacks[{i}].upstream");
@@ -131,6 +132,10 @@ pub(super) fn validate_chain(
         };
         if seen.contains(&upstream) {
             return Err(ConfigError::new(upstream_field, Problem::UpstreamTwiceInChain(fallback.upstream)));
+        }
+        // An attempt knows its provider by the endpoint Envoy chose, so each needs a cluster of its own.
+        if let Some(cluster) = cluster_of(upstream).filter(|c| seen.iter().any(|&s| cluster_of(s) == Some(c))) {
+            return Err(ConfigError::new(upstream_field, Problem::ClusterTwiceInChain(cluster.to_owned())));
         }
         seen.push(upstream);
         if fallback.model.as_deref() == Some("") {

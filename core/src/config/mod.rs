@@ -181,11 +181,17 @@ impl Config {
         }
         let model_by_name: HashMap<String, usize> =
             models.iter().enumerate().map(|(i, m)| (m.name.clone(), i)).collect();
+        check_shared_chain_clusters(&models)?;
+        let raw_keys = match (raw.keys, raw.role) {
+            (Some(keys), _) => keys,
+            (None, Role::Upstream) => Vec::new(),
+            (None, Role::Downstream) => return Err(ConfigError::new("keys", Problem::RequiredField("downstream"))),
+        };
 
-        let mut keys = Vec::with_capacity(raw.keys.len());
+        let mut keys = Vec::with_capacity(raw_keys.len());
         let mut key_by_digest = HashMap::new();
         let mut key_ids = HashMap::new();
-        for (i, raw_key) in raw.keys.into_iter().enumerate() {
+        for (i, raw_key) in raw_keys.into_iter().enumerate() {
             let key = validate_key(i, raw_key, &models, &model_by_name, &mut key_by_digest, &keys)?;
             if key_ids.insert(key.id.clone(), i).is_some() {
                 return Err(ConfigError::new(format!("keys[{i}].id"), Problem::DuplicateKeyId(key.id)));
@@ -415,6 +421,27 @@ fn validate_route(
         }
     };
     Ok(targets)
+}
+
+/// Chains that share an aggregate cluster list the same upstreams in the same order: Envoy tries
+/// the cluster's members in one order, whatever model the request was for.
+fn check_shared_chain_clusters(models: &[Model]) -> Result<(), ConfigError> {
+    let mut by_cluster: HashMap<&str, Vec<usize>> = HashMap::new();
+    for model in models {
+        for (i, target) in model.targets.iter().enumerate() {
+            let Some(chain) = &target.chain else { continue };
+            let upstreams: Vec<usize> = target.chain_upstreams().collect();
+            if by_cluster.get(chain.cluster.as_str()).is_some_and(|earlier| *earlier != upstreams) {
+                let field = match model.targets.len() {
+                    1 => format!("models.{}.fallback_cluster", model.name),
+                    _ => format!("models.{}.targets[{i}].fallback_cluster", model.name),
+                };
+                return Err(ConfigError::new(field, Problem::ChainsDisagreeOnCluster(chain.cluster.clone())));
+            }
+            by_cluster.insert(chain.cluster.as_str(), upstreams);
+        }
+    }
+    Ok(())
 }
 
 fn validate_key(

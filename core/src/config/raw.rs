@@ -11,7 +11,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub role: Role,
     #[serde(default)]
-    pub keys: Vec<RawKey>,
+    pub keys: Option<Vec<RawKey>>,
     pub upstreams: BTreeMap<String, RawUpstream>,
     pub models: BTreeMap<String, RawRoute>,
     #[serde(default)]

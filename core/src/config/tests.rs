@@ -257,6 +257,8 @@ fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
         ("/retry", json!({ "on": [], "status_codes": [] }), "retry.on", "must not be empty"),
         ("/retry", json!({ "attempts": 3 }), "retry.attempts", "unknown field `attempts`"),
         ("/role", json!("sidecar"), "role", "unknown variant"),
+        ("/keys", Value::Null, "keys", "required for the downstream role"),
+        ("/upstreams/c/cluster", json!("a"), "models.m.fallbacks[1].upstream", "its own cluster"),
     ];
     for (pointer, value, field, message) in cases {
         let mut document = chain_document();
@@ -277,4 +279,12 @@ fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
         json!({ "upstream": "b", "weight": 1, "fallbacks": [ { "upstream": "c" } ], "fallback_cluster": "w_chain" });
     let error = parse(&document).unwrap_err();
     assert_eq!(error.field, "models.w.targets[1].fallback_cluster");
+    // Chains of two models on one aggregate cluster must list the same upstreams.
+    let mut document = chain_document();
+    document["models"]["n"] =
+        json!({ "upstream": "a", "fallbacks": [ { "upstream": "b" } ], "fallback_cluster": "m_chain" });
+    let error = parse(&document).unwrap_err();
+    assert!(error.field.ends_with(".fallback_cluster") && error.to_string().contains("same upstreams"), "{error}");
+    document["models"]["n"]["fallbacks"] = json!([ { "upstream": "b", "model": "other" }, { "upstream": "c" } ]);
+    assert!(parse(&document).is_ok(), "the same upstreams, other model names: fine");
 }

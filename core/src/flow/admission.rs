@@ -13,7 +13,7 @@ use super::{Io, CACHE_HEADER};
 use crate::api_error::{ApiError, ErrorKind};
 use crate::cache::recorder::{self, CacheEvent, Plan, Recorder};
 use crate::cache::{Directives, Hit, KeyMaterial};
-use crate::config::{Config, Key, Target};
+use crate::config::{Config, Key, Target, DEFAULT_MAX_TOKENS};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::ports::HeaderMap;
@@ -21,6 +21,7 @@ use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 use crate::quota::reservation::{self, Declared, Reservation};
 use crate::request_body::{self, RequestFields};
 use crate::routing::{self, Resolved};
+use crate::translate::plan::serving;
 use crate::upstream_headers;
 
 /// What the body phase decided.
@@ -210,7 +211,7 @@ fn rewrite(io: &mut Io, config: &Config, routed: &Routed, provider_request: &Pro
         if !retry.status_codes.is_empty() {
             headers.set("x-envoy-retriable-status-codes", &retry.status_codes);
         }
-        headers.set("x-envoy-max-retries", &chain.fallbacks.len().to_string());
+        headers.set("x-envoy-max-retries", &provider_request.attempts.saturating_sub(1).to_string());
         headers.set("x-envoy-upstream-rq-per-try-timeout-ms", &retry.per_attempt_timeout_ms.to_string());
         return;
     }
@@ -234,9 +235,36 @@ fn provider_request(config: &Config, routed: &Routed, io: &Io) -> Result<Provide
     if routed.resolved.target.chain.is_some() {
         let fields = &routed.fields;
         let declared = reservation::declared(routed.endpoint, fields.output_caps, fields.choices, routed.body.len());
-        return Ok(ProviderRequest { endpoint: routed.endpoint, body: None, declared, translation: None });
+        let attempts = usable_chain_length(config, routed)?;
+        return Ok(ProviderRequest { endpoint: routed.endpoint, body: None, declared, translation: None, attempts });
     }
     provider::provider_request(config, client, provider_target(routed), io.clock.now_ns(), false)
+}
+
+/// How many providers of the target's chain, from its first, can take this request: the endpoint
+/// in their API, and the request translated if they speak the other one. Envoy does not retry an
+/// upstream filter's own reply, so retries stop before a provider whose attempt would refuse the
+/// request: when the providers before it fail, the client gets their error. `Err`: not even the
+/// first provider can take it (the error a direct request to it would get).
+fn usable_chain_length(config: &Config, routed: &Routed) -> Result<usize, ApiError> {
+    let (target, fields) = (routed.resolved.target, &routed.fields);
+    let default_max_tokens = config.model(&fields.model).map_or(DEFAULT_MAX_TOKENS, |(_, m)| m.default_max_tokens);
+    let mut usable = 0;
+    for upstream_index in target.chain_upstreams() {
+        let Some(upstream) = config.upstream(upstream_index) else { break };
+        let model = target.entry_for(upstream_index).flatten().unwrap_or(&fields.model);
+        let taken = match serving(routed.endpoint, upstream.api) {
+            None => Err(routing::unservable(&fields.model, routed.endpoint)),
+            Some(None) => Ok(()),
+            Some(Some(translation)) => translation.request(routed.body, model, default_max_tokens).map(drop),
+        };
+        match taken {
+            Ok(()) => usable += 1,
+            Err(error) if usable == 0 => return Err(error),
+            Err(_) => break,
+        }
+    }
+    Ok(usable)
 }
 
 /// The client headers the target's providers may see besides the defaults: its upstream's

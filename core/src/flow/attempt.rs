@@ -13,7 +13,7 @@ use crate::config::{Config, Role};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
 use crate::ports::HeaderMap;
 use crate::request_body;
-use crate::translate::plan::{serving, ClientView, ResponseTranslator, Translation};
+use crate::translate::plan::{serving, translated_headers, ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use std::rc::Rc;
 
@@ -74,9 +74,13 @@ impl AttemptFlow {
             (State::Body, Some(config)) => match self.rewrite(&config, io, body, target) {
                 Ok(new_body) => BodyAction::Forward { new_body },
                 Err(error) => {
+                    // Envoy does not retry a reply made by an upstream filter: this ends the chain.
+                    // The listener's filter stops retries before a provider that cannot take the
+                    // request, so this is left for filters whose configurations disagree.
                     self.state = State::Done;
-                    let mut reply = LocalReply::error(&error, client_format(io.headers));
                     let provider = target.provider.clone().unwrap_or_else(|| "none".to_owned());
+                    self.log(&format!("attempt upstream={provider} refused: {}", error.message));
+                    let mut reply = LocalReply::error(&error, client_format(io.headers));
                     reply.headers.push((UPSTREAM_HEADER, provider));
                     BodyAction::Respond(reply)
                 }
@@ -139,10 +143,13 @@ impl AttemptFlow {
             .get("content-type")
             .and_then(|content_type| BodyFormat::from_content_type(&content_type))
             .filter(|_| !encoded);
-        let response_translator = translation.response(status, format, client);
+        let changes = translated_headers(status, format, encoded);
+        let response_translator = translation.response(changes.status, format, client);
         let hold_body = response_translator.holds_body();
         *translator = Some(response_translator);
-        remove.push("content-length".to_owned());
+        remove.extend(changes.remove);
+        let mut set = set;
+        set.extend(changes.set);
         ResponseHeadersAction { remove, set, read_body: true, hold_body }
     }
 

@@ -15,7 +15,7 @@ use crate::metrics::Outcome;
 use crate::ports::{Clock, HeaderMap, SharedStore};
 use crate::quota::headers::RateLimitHeaders;
 use crate::quota::reservation::{self, Reservation, ResponseEnd};
-use crate::translate::plan::{ClientView, ResponseTranslator, Translation};
+use crate::translate::plan::{translated_headers, ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
 
@@ -111,6 +111,11 @@ impl Forwarded {
             .filter(|_| encoding.is_none());
         response.reader = format.map(|format| UsageReader::new(format, self.sent.endpoint.response_api()));
         let declared_length = headers.get("content-length").and_then(|length| length.parse::<usize>().ok());
+        let translated = self.sent.translation.as_ref().map(|_| {
+            let changes = translated_headers(response.status, format, encoding.is_some());
+            response.status = changes.status;
+            changes
+        });
         self.translator = self
             .sent
             .translation
@@ -124,8 +129,9 @@ impl Forwarded {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
         let mut remove = upstream_headers::provider_headers_to_remove(headers.names());
-        if self.translator.is_some() {
-            remove.push("content-length".to_owned());
+        if let Some(changes) = translated {
+            remove.extend(changes.remove);
+            set.extend(changes.set);
         }
         let hold_body = self.translator.as_ref().is_some_and(ResponseTranslator::holds_body);
         ResponseHeadersAction { remove, set, read_body: self.reads_body(), hold_body }

@@ -39,6 +39,9 @@ pub(super) struct ProviderRequest {
     pub body: Option<Vec<u8>>,
     pub declared: Declared,
     pub translation: Option<(Translation, ClientView)>,
+    /// How many providers the request may be tried on: 1, or along a fallback chain, its providers
+    /// from the first that can take this request.
+    pub attempts: usize,
 }
 
 /// Builds the provider's request. `always_usage`: a translated stream reports usage to the client
@@ -55,7 +58,7 @@ pub(super) fn provider_request(
     let Some(translation) = target.translation else {
         let declared = reservation::declared(client.endpoint, fields.output_caps, fields.choices, client.body.len());
         let body = model_and_usage_edits(client, target.model);
-        return Ok(ProviderRequest { endpoint: client.endpoint, body, declared, translation: None });
+        return Ok(ProviderRequest { endpoint: client.endpoint, body, declared, translation: None, attempts: 1 });
     };
     let default_max_tokens = config.model(&fields.model).map_or(DEFAULT_MAX_TOKENS, |(_, m)| m.default_max_tokens);
     let body = translation.request(client.body, upstream_model, default_max_tokens)?;
@@ -76,7 +79,7 @@ pub(super) fn provider_request(
         created: now_ns / 1_000_000_000,
         include_usage: always_usage || fields.stream_options == StreamOptions::IncludesUsage,
     };
-    Ok(ProviderRequest { endpoint, body: Some(body), declared, translation: Some((translation, view)) })
+    Ok(ProviderRequest { endpoint, body: Some(body), declared, translation: Some((translation, view)), attempts: 1 })
 }
 
 /// The client's body with the model renamed and, for OpenAI streams, usage asked for; `None` when

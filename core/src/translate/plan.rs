@@ -167,3 +167,35 @@ mod tests {
         }
     }
 }
+
+/// How the response headers of an answer change when it is translated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslatedHeaders {
+    /// The status the client gets: a successful but compressed answer cannot be translated, so
+    /// it becomes a 502.
+    pub status: Option<u16>,
+    pub remove: Vec<String>,
+    pub set: Vec<(&'static str, String)>,
+}
+
+/// The headers of a translated answer with the provider's `status`, `format` (`None`: neither JSON
+/// nor events) and whether it is `compressed`: another length, and the content type of what the
+/// client gets (events for a translated stream, JSON for everything else).
+pub fn translated_headers(status: Option<u16>, format: Option<BodyFormat>, compressed: bool) -> TranslatedHeaders {
+    let succeeded = matches!(status, Some(200..=299));
+    let mut remove = vec!["content-length".to_owned()];
+    let mut set = Vec::new();
+    let mut status = status;
+    if compressed {
+        remove.push("content-encoding".to_owned());
+        if succeeded {
+            status = Some(502);
+            set.push((":status", "502".to_owned()));
+        }
+    }
+    let streams = succeeded && !compressed && format == Some(BodyFormat::EventStream);
+    if !streams {
+        set.push(("content-type", "application/json".to_owned()));
+    }
+    TranslatedHeaders { status, remove, set }
+}

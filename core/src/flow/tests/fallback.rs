@@ -15,6 +15,8 @@ fn document(role: &str) -> Value {
         "upstream": "openai", "model": "primary",
         "fallbacks": [ { "upstream": "anthropic", "model": "claude-fallback" }, { "upstream": "org" } ],
         "fallback_cluster": "chained_chain" });
+    // Each provider of a chain needs a cluster of its own.
+    config["upstreams"]["org"]["cluster"] = json!("org_cluster");
     config["role"] = json!(role);
     config
 }

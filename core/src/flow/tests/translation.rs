@@ -117,3 +117,35 @@ fn a_provider_error_reaches_the_client_in_its_own_format_with_its_status() {
     assert_eq!(answer["error"]["message"], "Slow down.");
     assert!(answer["error"]["type"].is_string(), "{answer}");
 }
+
+#[test]
+fn a_translated_answer_gets_the_clients_content_type_and_a_compressed_one_a_502() {
+    let config = config();
+    let store = FakeStore::default();
+    let body = r#"{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+    let auth = [("authorization", "Bearer sk-alpha")];
+    // A compressed success cannot be translated: a 502 in the client's format, not gzip-labelled JSON.
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), body);
+    let mut response = FakeHeaders::new(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("content-encoding", "gzip"),
+        ("content-length", "20"),
+    ]);
+    let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+    action.apply_to(&mut response);
+    assert_eq!(response.get(":status").as_deref(), Some("502"));
+    assert_eq!((response.get("content-encoding"), response.get("content-length")), (None, None));
+    let replaced = trip.flow.on_response_body(b"\x1f\x8b\x08\x00binary", true).replace.unwrap();
+    let error: Value = serde_json::from_slice(&replaced).unwrap();
+    assert!(error["error"]["message"].is_string(), "{error}");
+    let summary = trip.flow.on_done(&store, &NOW).unwrap();
+    assert_eq!(summary.outcome, Some(crate::metrics::Outcome::UpstreamError));
+    // A provider's HTML error page: translated into a JSON error, labelled JSON.
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), body);
+    let mut response = FakeHeaders::new(&[(":status", "503"), ("content-type", "text/html")]);
+    trip.flow.on_response_headers(&mut response, &NOW, false).apply_to(&mut response);
+    assert_eq!(response.get("content-type").as_deref(), Some("application/json"));
+    let replaced = trip.flow.on_response_body(b"<html>down</html>", true).replace.unwrap();
+    assert!(serde_json::from_slice::<Value>(&replaced).is_ok());
+}
