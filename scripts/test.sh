@@ -7,7 +7,8 @@
 # Steps: ./scripts/setup.sh (installs what is missing: the wasm32-wasip1 target, and .venv with
 # Envoy, the openai and anthropic SDKs and pytest; builds the filter; see its --help), then
 # cargo fmt --check; cargo clippy -D warnings (host, all targets; and the wasm build);
-# cargo test --workspace; pytest integration/python (the official SDKs against a real Envoy).
+# cargo test --workspace; pytest integration/python (the official SDKs against a real Envoy);
+# pytest integration/rls (the test rate limit service on a real Redis).
 # A few minutes on a fresh clone (it compiles everything), less afterwards.
 # Environment settings (read by the end-to-end harness): ENVOY_BIN, the Envoy binary (default
 # .venv/bin/envoy); AI_GATEWAY_WASM, the filter (default target/wasm32-wasip1/release/ai_gateway.wasm).
@@ -34,3 +35,7 @@ cargo test --workspace
 step "End-to-end tests with the official OpenAI and Anthropic Python SDKs (pytest)"
 cargo build -p ai-gateway-integration --bin gateway-fixture
 .venv/bin/python -m pytest -q integration/python
+
+step "The test rate limit service on a real Redis, with the config rls-config generates (pytest)"
+cargo build -p ai-gateway-integration --bin rls-config
+.rls/venv/bin/python -m pytest -q integration/rls

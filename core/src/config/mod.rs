@@ -249,6 +249,11 @@ impl Config {
         self.upstreams.get(index)
     }
 
+    /// Every key, in configuration order.
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.keys.iter()
+    }
+
     /// Every limit of every key.
     pub fn limits(&self) -> impl Iterator<Item = &Limit> {
         self.keys.iter().flat_map(|key| key.limits.iter())

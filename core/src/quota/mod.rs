@@ -6,6 +6,7 @@
 //! (Envoy does not check CAS when a key does not exist yet).
 
 pub mod bucket;
+pub mod global;
 pub mod headers;
 pub mod reservation;
 
@@ -47,6 +48,16 @@ impl LimitKind {
             LimitKind::RequestsPerMinute | LimitKind::TokensPerMinute => 60 * SECOND_NS,
             LimitKind::RequestsPerHour | LimitKind::TokensPerHour => 3_600 * SECOND_NS,
             LimitKind::RequestsPerDay | LimitKind::TokensPerDay => 86_400 * SECOND_NS,
+        }
+    }
+
+    /// The window's unit in a rate limit service's configuration (`second`, `minute`, ...).
+    pub fn unit(self) -> &'static str {
+        match self {
+            LimitKind::RequestsPerSecond => "second",
+            LimitKind::RequestsPerMinute | LimitKind::TokensPerMinute => "minute",
+            LimitKind::RequestsPerHour | LimitKind::TokensPerHour => "hour",
+            LimitKind::RequestsPerDay | LimitKind::TokensPerDay => "day",
         }
     }
 
