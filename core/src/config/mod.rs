@@ -8,9 +8,10 @@ pub use error::{ConfigError, Problem};
 pub use fallback::{
     Chain, Fallback, RetrySettings, DEFAULT_PER_ATTEMPT_TIMEOUT_MS, DEFAULT_RETRY_ON, DEFAULT_RETRY_STATUS_CODES,
 };
-pub use raw::{Api, CacheScope, Role};
+pub use raw::{Api, CacheScope, QuotaMode, Role};
 
 use crate::auth::CREDENTIAL_HEADERS;
+use crate::quota::global::DEFAULT_DOMAIN;
 use crate::quota::{Limit, LimitKind};
 use fallback::validate_chain;
 use raw::{RawCache, RawConfig, RawKey, RawLimits, RawRoute, RawUpstream};
@@ -39,6 +40,15 @@ pub struct Config {
     pub max_request_body_bytes: u64,
     /// When a request moves on along a fallback chain.
     pub retry: RetrySettings,
+    /// Where the keys' limits are counted.
+    pub quota: QuotaSettings,
+}
+
+/// `quota`: local shared data, or Envoy's global rate limit service (its domain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaSettings {
+    pub mode: QuotaMode,
+    pub domain: String,
 }
 
 /// `max_request_body_bytes` when it is not configured: the shipped configs' buffer limit.
@@ -50,12 +60,16 @@ pub struct Key {
     /// Per model index: may this key use it? `None`: every model.
     allowed_models: Option<Vec<bool>>,
     pub limits: Vec<Limit>,
+    /// Request limits are counted by the global rate limit service, not here.
+    requests_counted_globally: bool,
 }
 
 impl Key {
-    /// The key's request limits (`requests_per_*`).
+    /// The key's request limits (`requests_per_*`) counted in this Envoy's shared data: none when
+    /// the global rate limit service counts them.
     pub fn request_limits(&self) -> impl Iterator<Item = &Limit> + Clone {
-        self.limits.iter().filter(|limit| !limit.kind.counts_tokens())
+        let local = !self.requests_counted_globally;
+        self.limits.iter().filter(move |limit| local && !limit.kind.counts_tokens())
     }
 
     /// The key's token limits (`tokens_per_*`).
@@ -199,6 +213,10 @@ impl Config {
             keys.push(key);
         }
 
+        let quota = validate_quota(raw.quota)?;
+        if quota.mode == QuotaMode::Global {
+            keys.iter_mut().for_each(|key| key.requests_counted_globally = true);
+        }
         let cache = raw.cache.map(validate_cache).transpose()?;
         let retry = fallback::validate_retry(raw.retry)?;
         let max_request_body_bytes = match raw.max_request_body_bytes {
@@ -216,6 +234,7 @@ impl Config {
             cluster_header,
             max_request_body_bytes,
             retry,
+            quota,
         })
     }
 
@@ -476,7 +495,7 @@ fn validate_key(
     let allowed_models =
         raw.models.map(|patterns| validate_allow_list(&field, &patterns, models, model_by_name)).transpose()?;
     let limits = validate_limits(&field, &raw.id, raw.limits.unwrap_or_default())?;
-    Ok(Key { id: raw.id, allowed_models, limits })
+    Ok(Key { id: raw.id, allowed_models, limits, requests_counted_globally: false })
 }
 
 /// A key's allow-list, as a flag per model index; every entry must name (or prefix) a model.
@@ -524,6 +543,15 @@ fn validate_limits(field: &str, key_id: &str, raw_limits: RawLimits) -> Result<V
         }
     }
     Ok(limits)
+}
+
+fn validate_quota(raw: Option<raw::RawQuota>) -> Result<QuotaSettings, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(QuotaSettings { mode: QuotaMode::Local, domain: DEFAULT_DOMAIN.to_owned() });
+    };
+    let domain = raw.domain.unwrap_or_else(|| DEFAULT_DOMAIN.to_owned());
+    checked_header_value("quota.domain", &domain)?;
+    Ok(QuotaSettings { mode: raw.mode, domain })
 }
 
 fn validate_cache(raw: RawCache) -> Result<CacheSettings, ConfigError> {

@@ -22,6 +22,27 @@ pub struct RawConfig {
     pub max_request_body_bytes: Option<u64>,
     #[serde(default)]
     pub retry: Option<RawRetry>,
+    #[serde(default)]
+    pub quota: Option<RawQuota>,
+}
+
+/// Where the keys' limits are counted: in this Envoy's shared data, or by Envoy's global rate limit
+/// service for every replica.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaMode {
+    #[default]
+    Local,
+    Global,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    #[serde(default)]
+    pub mode: QuotaMode,
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// Which filter this document configures: the one in the listener's filter chain (auth, limits,

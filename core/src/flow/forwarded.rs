@@ -6,10 +6,10 @@ use super::attempt::UPSTREAM_HEADER;
 use super::decision::{ResponseBodyAction, ResponseHeadersAction};
 use super::report::Report;
 use super::CACHE_HEADER;
-use crate::api_error::{ApiError, ErrorKind};
+use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::body_format::BodyFormat;
 use crate::cache::recorder::{CacheEvent, Recorder};
-use crate::config::Config;
+use crate::config::{Config, QuotaMode};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::ports::{Clock, HeaderMap, SharedStore};
@@ -18,6 +18,14 @@ use crate::quota::reservation::{self, Reservation, ResponseEnd};
 use crate::translate::plan::{translated_headers, ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
+
+/// The header Envoy's rate limit filter puts on its 429s.
+pub const RATE_LIMITED_HEADER: &str = "x-envoy-ratelimited";
+/// Seconds until the limit that refused resets (the rate limit filter's draft-03 headers).
+const SERVICE_RESET_HEADER: &str = "x-ratelimit-reset";
+/// The filter-state property holding the tokens a request is charged, read by Envoy's rate limit
+/// filter (`hits_addend: %FILTER_STATE(wasm.ai_gw_tokens:PLAIN)%`) when the stream is done.
+pub const TOKENS_PROPERTY: &str = "ai_gw_tokens";
 
 /// Envoy's count of upstream attempts, on responses of routes with
 /// `include_attempt_count_in_response` (the shipped configs).
@@ -57,8 +65,35 @@ pub(super) struct Forwarded {
     recorder: Option<Recorder>,
     translator: Option<ResponseTranslator>,
     response: Response,
-    /// The response is Envoy's own error for a fallback chain, replaced by the client's format.
-    envoy_reply: bool,
+    /// The response is a reply of Envoy's own, replaced by an error in the client's format.
+    refusal: Option<Refusal>,
+}
+
+/// Replies of Envoy's own that the gateway rewrites into the client's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No provider of a fallback chain could answer (none reachable, or the last timed out).
+    ChainUnavailable,
+    /// Envoy's rate limit filter refused: the global rate limit service said over the limit.
+    RateLimitService,
+}
+
+impl Refusal {
+    fn error(self) -> ApiError {
+        match self {
+            Refusal::ChainUnavailable => ApiError::new(
+                ErrorKind::Unavailable,
+                "upstream_unavailable",
+                "No provider of this model's fallback chain could answer the request.",
+            ),
+            Refusal::RateLimitService => ApiError::new(
+                ErrorKind::RequestLimit,
+                "rate_limit_exceeded",
+                "This API key's rate limit, shared by every gateway replica, is exhausted; retry after the time \
+                 in the retry-after header.",
+            ),
+        }
+    }
 }
 
 impl Forwarded {
@@ -70,16 +105,7 @@ impl Forwarded {
         recorder: Option<Recorder>,
     ) -> Forwarded {
         let response = Response::default();
-        Forwarded {
-            sent,
-            rate_headers,
-            cache_event,
-            reservation,
-            recorder,
-            translator: None,
-            response,
-            envoy_reply: false,
-        }
+        Forwarded { sent, rate_headers, cache_event, reservation, recorder, translator: None, response, refusal: None }
     }
 
     /// The response headers: adds the rate-limit and cache headers, starts reading usage and
@@ -95,6 +121,11 @@ impl Forwarded {
         let response = &mut self.response;
         response.first_byte_at_ns = Some(clock.now_ns());
         response.status = headers.get(":status").and_then(|status| status.parse().ok());
+        let refused_by_service = response.status == Some(429) && headers.get(RATE_LIMITED_HEADER).is_some();
+        if refused_by_service && !seen_by_attempt {
+            let reset = headers.get(SERVICE_RESET_HEADER);
+            return self.replace_service_refusal(reset.as_deref(), report);
+        }
         if self.sent.chain.is_some() && !seen_by_attempt && response.status.is_some_and(|status| status >= 400) {
             return self.replace_envoy_reply(report);
         }
@@ -157,18 +188,44 @@ impl Forwarded {
         named.is_some()
     }
 
+    /// A refusal of Envoy's rate limit filter (the global rate limit service said over the limit):
+    /// replaced by a rate-limit error in the client's format, with `retry-after`; nothing was sent
+    /// upstream, so nothing is charged.
+    fn replace_service_refusal(&mut self, reset: Option<&str>, report: &mut Report) -> ResponseHeadersAction {
+        self.recorder = None;
+        self.refusal = Some(Refusal::RateLimitService);
+        report.log("refused by the global rate limit service");
+        let retry_after = reset.and_then(|seconds| seconds.trim().parse::<u64>().ok()).unwrap_or(1).max(1);
+        let mut set = self.rate_headers.to_headers();
+        set.retain(|(name, _)| !name.starts_with("retry-after"));
+        set.push(("retry-after", retry_after.to_string()));
+        if let Some(event) = self.cache_event {
+            set.push((CACHE_HEADER, event.name().to_owned()));
+        }
+        let remove = vec!["content-length".to_owned(), RATE_LIMITED_HEADER.to_owned()];
+        ResponseHeadersAction { remove, set, read_body: true, hold_body: true }
+    }
+
     /// Envoy's own error for a fallback chain (no provider could be reached, or the last attempt
     /// timed out): its body follows the API of the last provider tried, so it is replaced whole by
     /// an error in the client's.
     fn replace_envoy_reply(&mut self, report: &mut Report) -> ResponseHeadersAction {
         self.recorder = None;
-        self.envoy_reply = true;
+        self.refusal = Some(Refusal::ChainUnavailable);
         report.log("no provider of the fallback chain answered");
         let mut set = self.rate_headers.to_headers();
         if let Some(event) = self.cache_event {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
         ResponseHeadersAction { remove: vec!["content-length".to_owned()], set, read_body: true, hold_body: true }
+    }
+
+    /// The API format of the client (the provider's is another when the request was translated).
+    fn client_format(&self) -> ApiFormat {
+        match &self.sent.translation {
+            Some((translation, _)) => translation.client_format(),
+            None => self.sent.endpoint.format(),
+        }
     }
 
     fn reads_body(&self) -> bool {
@@ -178,11 +235,10 @@ impl Forwarded {
     /// A chunk of the response body, as it passes; a held body (a translated JSON answer or error)
     /// comes whole, once, at its end. Returns the client's bytes when they differ from the provider's.
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
-        if self.envoy_reply {
+        if let Some(refusal) = self.refusal {
             self.response.ended |= end_of_stream;
-            let message = "No provider of this model's fallback chain could answer the request.";
-            let error = ApiError::new(ErrorKind::Unavailable, "upstream_unavailable", message);
-            return ResponseBodyAction { read_body: false, replace: Some(error.body(self.sent.endpoint.format())) };
+            let error = refusal.error();
+            return ResponseBodyAction { read_body: false, replace: Some(error.body(self.client_format())) };
         }
         if let Some(reader) = &mut self.response.reader {
             reader.feed(chunk);
@@ -228,15 +284,31 @@ impl Forwarded {
             summary.upstream = self.sent.chain.as_ref().and_then(|chain| chain.first().cloned());
         }
         let succeeded = matches!(status, Some(200..=299)) && end == ResponseEnd::Complete;
-        summary.outcome = Some(if succeeded { Outcome::Ok } else { Outcome::UpstreamError });
+        summary.outcome = Some(match (succeeded, self.refusal) {
+            (_, Some(Refusal::RateLimitService)) => Outcome::RateLimited,
+            (true, _) => Outcome::Ok,
+            (false, _) => Outcome::UpstreamError,
+        });
         if let (Some(recorder), Some(settings), true) = (self.recorder.take(), config.cache.as_ref(), succeeded) {
             summary.cache_store = Some(recorder.store(store, settings, now_ns));
         }
         if let Some(reservation) = self.reservation.take() {
-            let charged = reservation::charge(&reservation, status, end, usage);
+            // A refusal of the rate limit service: nothing was sent upstream.
+            let charged = match self.refusal {
+                Some(Refusal::RateLimitService) => 0,
+                _ => reservation::charge(&reservation, status, end, usage),
+            };
             if let Some(key) = config.key(reservation.key_index) {
                 reservation::settle(store, key, &reservation, charged, now_ns);
             }
+            if config.quota.mode == QuotaMode::Global {
+                // What Envoy's rate limit filter charges the token limits at the stream's end.
+                report.set_property(TOKENS_PROPERTY, charged.to_string());
+            }
+        }
+        if self.refusal == Some(Refusal::RateLimitService) {
+            report.record_properties();
+            return;
         }
         if !succeeded {
             let status = status.map_or("none".to_owned(), |s| s.to_string());

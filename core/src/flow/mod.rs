@@ -8,7 +8,7 @@
 mod admission;
 mod attempt;
 mod decision;
-mod forwarded;
+pub(crate) mod forwarded;
 mod provider;
 mod refusal;
 mod report;

@@ -139,7 +139,7 @@ impl ResponseTranslator {
 
 impl Translation {
     /// The client's API format.
-    fn client_format(self) -> ApiFormat {
+    pub fn client_format(self) -> ApiFormat {
         match self {
             Translation::OpenAiChatToAnthropic => ApiFormat::OpenAi,
             Translation::AnthropicToOpenAiChat => ApiFormat::Anthropic,

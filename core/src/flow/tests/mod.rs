@@ -4,6 +4,7 @@
 mod cache;
 mod fail_closed;
 mod fallback;
+mod global_quota;
 mod observability;
 mod quota;
 mod routing;

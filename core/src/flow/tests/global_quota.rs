@@ -1,0 +1,74 @@
+//! Limits counted by Envoy's global rate limit service (`quota.mode: global`): request limits are
+//! left to it, token limits keep a local reservation and hand the tokens charged to Envoy's rate
+//! limit filter, and its refusals reach the client in the client's own format.
+
+use super::*;
+use crate::flow::forwarded::{RATE_LIMITED_HEADER, TOKENS_PROPERTY};
+use crate::metrics::Outcome;
+use crate::quota::{self, LimitKind};
+
+fn config() -> Rc<Config> {
+    TestConfig::new()
+        .key("alpha", &["sk-alpha"], json!({ "limits": { "requests_per_minute": 1, "tokens_per_day": 100_000 } }))
+        .with("quota", json!({ "mode": "global", "domain": "ai-gateway" }))
+        .build()
+}
+
+fn tokens_left(store: &FakeStore, config: &Config) -> u64 {
+    let limit = config.limits().find(|l| l.kind == LimitKind::TokensPerDay).unwrap();
+    quota::take(store, limit, 0, NOW).unwrap().remaining
+}
+
+const CHAT: &str = r#"{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn request_limits_are_left_to_the_service_and_the_tokens_charged_are_handed_to_envoy() {
+    let config = config();
+    let store = FakeStore::default();
+    for _ in 0..3 {
+        let auth = [("authorization", "Bearer sk-alpha")];
+        let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+        assert!(trip.outcome.is_ok(), "requests_per_minute 1 is the service's to count: {:?}", trip.outcome);
+        let response =
+            trip.answer(200, "application/json", &[br#"{"usage":{"prompt_tokens":10,"completion_tokens":7}}"#], true);
+        assert!(response.entries.iter().all(|(name, _)| !name.ends_with("-requests")), "{:?}", response.entries);
+        trip.flow.on_done(&store, &NOW);
+        let properties = trip.flow.take_properties();
+        assert!(properties.contains(&(TOKENS_PROPERTY, "17".to_owned())), "{properties:?}");
+    }
+    assert_eq!(tokens_left(&store, &config), 100_000 - 3 * 17, "the local reservation still settles");
+}
+
+#[test]
+fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing() {
+    let config = config();
+    let store = FakeStore::default();
+    for (path, auth) in [
+        ("/v1/chat/completions", vec![("authorization", "Bearer sk-alpha")]),
+        ("/v1/messages", vec![("x-api-key", "sk-alpha"), ("anthropic-version", "2023-06-01")]),
+    ] {
+        let mut trip = Trip::send(&config, &store, NOW, request("POST", path, &auth), CHAT);
+        assert!(trip.outcome.is_ok());
+        let mut response = FakeHeaders::new(&[
+            (":status", "429"),
+            (RATE_LIMITED_HEADER, "true"),
+            ("x-ratelimit-reset", "17"),
+            ("content-type", "application/json"),
+        ]);
+        let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+        action.apply_to(&mut response);
+        assert!(action.hold_body);
+        assert_eq!(response.get("retry-after").as_deref(), Some("17"));
+        assert_eq!(response.get(RATE_LIMITED_HEADER), None);
+        let body = trip.flow.on_response_body(br#"{"error":{"message":""}}"#, true).replace.unwrap();
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        match path {
+            "/v1/messages" => assert_eq!(error["error"]["type"], "rate_limit_error", "{error}"),
+            _ => assert_eq!(error["error"]["code"], "rate_limit_exceeded", "{error}"),
+        }
+        let summary = trip.flow.on_done(&store, &NOW).unwrap();
+        assert_eq!(summary.outcome, Some(Outcome::RateLimited));
+        assert!(trip.flow.take_properties().contains(&(TOKENS_PROPERTY, "0".to_owned())));
+    }
+    assert_eq!(tokens_left(&store, &config), 100_000, "nothing reached a provider: nothing is charged");
+}
