@@ -46,6 +46,9 @@ pub struct EnvoySetup {
     /// The route's `per_request_buffer_limit_bytes`: how much of a body Envoy keeps to retry it on
     /// the next provider of a fallback chain (by default, the listener's buffer limit).
     pub retry_buffer_limit_bytes: Option<u32>,
+    /// Envoy's rate limit filter after the Wasm filter, as `envoy/global-quota.yaml` declares it,
+    /// asking the global rate limit service on this port; and its `failure_mode_deny`.
+    pub rate_limit_service: Option<(u16, bool)>,
 }
 
 impl EnvoySetup {
@@ -60,6 +63,7 @@ impl EnvoySetup {
             fixed_cluster: None,
             http1_trailers: false,
             retry_buffer_limit_bytes: None,
+            rate_limit_service: None,
         }
     }
 
@@ -96,6 +100,16 @@ impl EnvoySetup {
             for (chain, members) in fallback_chains(&self.filter_config, &providers) {
                 clusters.push(chain_cluster(&template_chain, &chain, &members, wasm, &self.filter_config));
             }
+        }
+        if let (Some((port, deny)), true) = (self.rate_limit_service, self.with_filter) {
+            let (filter, mut cluster) = global_quota_pieces()?;
+            let filters = manager["http_filters"].as_array_mut().ok_or("no http_filters")?;
+            let mut filter = filter;
+            filter["typed_config"]["failure_mode_deny"] = json!(deny);
+            filters.insert(1, filter);
+            cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+                ["port_value"] = json!(port);
+            clusters.push(cluster);
         }
         bootstrap["static_resources"]["clusters"] = Value::Array(clusters);
         Ok(bootstrap)
@@ -152,6 +166,26 @@ fn loopback_cluster(name: &str, port: u16, provider: Option<&str>) -> Value {
         "name": name, "type": "STATIC", "connect_timeout": "2s",
         "load_assignment": { "cluster_name": name, "endpoints": [ { "lb_endpoints": [endpoint] } ] }
     })
+}
+
+/// The rate limit filter and the rate limit service's cluster of `envoy/global-quota.yaml`.
+fn global_quota_pieces() -> Result<(Value, Value), String> {
+    let path = crate::paths::repo_root().join("envoy/global-quota.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let filters =
+        &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"];
+    let filter = filters
+        .as_array()
+        .and_then(|list| list.iter().find(|f| f["name"] == "envoy.filters.http.ratelimit"))
+        .cloned()
+        .ok_or("envoy/global-quota.yaml has no rate limit filter")?;
+    let cluster = config["static_resources"]["clusters"]
+        .as_array()
+        .and_then(|list| list.iter().find(|c| c["name"] == "rate_limit_service"))
+        .cloned()
+        .ok_or("envoy/global-quota.yaml has no rate_limit_service cluster")?;
+    Ok((filter, cluster))
 }
 
 /// Cluster name -> the upstream of the filter configuration that uses it (its `cluster`, or its name).

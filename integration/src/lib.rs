@@ -6,3 +6,4 @@ pub mod fixture;
 pub mod mock_tools;
 pub mod mock_upstream;
 pub mod paths;
+pub mod rls;

@@ -1,0 +1,106 @@
+//! The global rate limiting test bed: a real Redis (Debian's `redis-server`) and the test rate
+//! limit service (`integration/rls/test_rls.py`, a stand-in for envoyproxy/ratelimit), each on a
+//! free loopback port, stopped when dropped.
+
+use crate::paths::repo_root;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// Kills the child if the test process dies first.
+fn with_parent_death_signal(command: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the child if we die first.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+/// A Redis server with no persistence.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Result<Redis, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null());
+        let child = with_parent_death_signal(&mut command)
+            .spawn()
+            .map_err(|e| format!("could not start redis-server (./scripts/setup.sh installs it): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not start in 10 s".to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Redis { child, port, _dir: dir })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test rate limit service, configured with envoyproxy/ratelimit's YAML.
+pub struct RateLimitService {
+    child: Child,
+    pub port: u16,
+}
+
+impl RateLimitService {
+    /// Starts on `port` (0: a free one) with the configuration in `config`, counting in Redis.
+    pub fn start(config: &Path, redis_port: u16, port: u16) -> Result<RateLimitService, String> {
+        let python = repo_root().join(".rls/venv/bin/python");
+        let mut command = Command::new(&python);
+        command
+            .arg(repo_root().join("integration/rls/test_rls.py"))
+            .arg("--config")
+            .arg(config)
+            .args(["--redis-port", &redis_port.to_string(), "--port", &port.to_string()])
+            .stdout(Stdio::piped());
+        let mut child = with_parent_death_signal(&mut command)
+            .spawn()
+            .map_err(|e| format!("could not start {} (./scripts/setup.sh installs it): {e}", python.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+        let port = line.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        let port = port.ok_or_else(|| format!("the test rate limit service did not start: {line:?}"))?;
+        Ok(RateLimitService { child, port })
+    }
+
+    /// Kills it, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RateLimitService {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
