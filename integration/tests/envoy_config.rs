@@ -28,7 +28,7 @@ fn every_shipped_envoy_config_validates() {
         }
     }
     checked.sort();
-    assert_eq!(checked, ["demo.yaml", "live-reload.yaml", "production.yaml"]);
+    assert_eq!(checked, ["demo.yaml", "global-quota.yaml", "live-reload.yaml", "production.yaml"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
