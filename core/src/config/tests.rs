@@ -258,6 +258,9 @@ fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
         ("/retry", json!({ "attempts": 3 }), "retry.attempts", "unknown field `attempts`"),
         ("/role", json!("sidecar"), "role", "unknown variant"),
         ("/keys", Value::Null, "keys", "required for the downstream role"),
+        ("/quota", json!({ "mode": "fleet" }), "quota.mode", "unknown variant"),
+        ("/quota", json!({ "domain": "" }), "quota.domain", "must not be empty"),
+        ("/quota", json!({ "mode": "global", "rls": "x" }), "quota.rls", "unknown field"),
         ("/upstreams/c/cluster", json!("a"), "models.m.fallbacks[1].upstream", "its own cluster"),
     ];
     for (pointer, value, field, message) in cases {
