@@ -20,7 +20,8 @@ fn gateway_config() -> Value {
             { "id": "bursty", "sha256": sha256_hex(BURSTY), "limits": { "requests_per_minute": 10 } },
             { "id": "thrifty", "sha256": sha256_hex(THRIFTY), "limits": { "tokens_per_minute": 200 } }
         ],
-        "upstreams": { "openai": { "cluster": "openai_a", "headers": { "authorization": OPENAI_PROVIDER_KEY } } },
+        "upstreams": { "openai": { "cluster": "openai_a", "headers": { "authorization": OPENAI_PROVIDER_KEY },
+                                "forward_headers": [MOCK_BEHAVIOR] } },
         "models": { "gpt-4o": { "upstream": "openai" } },
         "quota": { "mode": "global" }
     })
@@ -133,4 +134,35 @@ async fn the_service_down_fails_open_or_closed_as_configured_and_redis_keeps_the
     let _service = RateLimitService::start(&config, redis.port, port).unwrap();
     let statuses = futures::future::join_all((0..8).map(|i| open.chat(i % 2, BURSTY, 5))).await;
     assert_eq!(statuses.iter().filter(|(status, _, _)| *status == 200).count(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_stream_is_still_charged_globally() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start().unwrap();
+    let service = RateLimitService::start(&service_config(dir.path(), &gateway_config()), redis.port, 0).unwrap();
+    let fleet = Fleet::start(service.port, false).await;
+    // 110 charged through the second Envoy; then a slow stream through the first, abandoned after
+    // its first event: its whole reservation (about 175) is charged, locally and in the service.
+    assert_eq!(fleet.chat(1, THRIFTY, 100).await.0, 200);
+    drained(&fleet.envoys[1]).await;
+    let body = json!({ "model": "gpt-4o", "max_tokens": 150, "stream": true,
+                       "messages": [ { "role": "user", "content": "hi" } ] });
+    let response = fleet
+        .http
+        .post(fleet.envoys[0].url("/v1/chat/completions"))
+        .bearer_auth(THRIFTY)
+        .header("x-mock-behavior", "slow-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut chunks = futures::StreamExt::boxed(response.bytes_stream());
+    assert!(futures::StreamExt::next(&mut chunks).await.is_some());
+    drop(chunks);
+    drained(&fleet.envoys[0]).await;
+    // Without that charge the service would count 110 of 200; with it, the next request is refused.
+    let (status, _, body) = fleet.chat(1, THRIFTY, 1).await;
+    assert_eq!(status, 429, "the abandoned stream's charge must reach the service: {body}");
 }
