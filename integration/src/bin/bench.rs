@@ -9,8 +9,11 @@
 //! is always measured, as the baseline), `OHA`, `LITELLM` (binaries).
 
 use ai_gateway_core::auth::digest;
+use ai_gateway_core::config::Config;
+use ai_gateway_core::quota::global::DEFAULT_DOMAIN;
 use ai_gateway_integration::envoy::{http_get, Envoy, EnvoySetup};
 use ai_gateway_integration::paths::repo_root;
+use ai_gateway_integration::rls::{service_config as service_config_yaml, RateLimitService, Redis};
 use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -135,6 +138,29 @@ fn filter_config(extra: Value) -> Value {
 
 fn start_envoy(setup: EnvoySetup) -> Result<Envoy, String> {
     Envoy::start(&EnvoySetup { concurrency: 1, ..setup })
+}
+
+/// Envoy with the filter in global quota mode, its rate limit service and Redis.
+struct GlobalQuota {
+    envoy: Envoy,
+    _service: RateLimitService,
+    _redis: Redis,
+    _dir: tempfile::TempDir,
+}
+
+impl GlobalQuota {
+    fn start(config: &Value, clusters: &[(&str, u16)]) -> Result<GlobalQuota, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let parsed = Config::parse(config.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        let service_config = dir.path().join("ratelimit.yaml");
+        std::fs::write(&service_config, service_config_yaml(&parsed, DEFAULT_DOMAIN)?).map_err(|e| e.to_string())?;
+        let redis = Redis::start()?;
+        let service = RateLimitService::start(&service_config, redis.port, 0)?;
+        let mut setup = EnvoySetup::new(config.clone(), clusters);
+        setup.rate_limit_service = Some((service.port, false));
+        let envoy = start_envoy(setup)?;
+        Ok(GlobalQuota { envoy, _service: service, _redis: redis, _dir: dir })
+    }
 }
 
 /// LiteLLM's proxy with a master key (docs/performance.md says why not a virtual key).
@@ -314,10 +340,19 @@ fn main() -> Result<(), String> {
     let mut limited_config = filter_config(json!({}));
     limited_config["keys"][0]["limits"] =
         json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
-    let limited = start_envoy(EnvoySetup::new(limited_config, &clusters))?;
+    let limited = start_envoy(EnvoySetup::new(limited_config.clone(), &clusters))?;
     let cached = start_envoy(EnvoySetup::new(filter_config(json!({ "cache": {} })), &clusters))?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let selected = |label: &str| label == "a" || only.is_empty() || only.split(',').any(|l| l.trim() == label);
+    // (j): (c)'s limits counted by the global rate limit service (the test service on Redis, on
+    // this machine), through Envoy's rate limit filter.
+    let global = if selected("j") {
+        let mut config = limited_config;
+        config["quota"] = json!({ "mode": "global" });
+        Some(GlobalQuota::start(&config, &clusters)?)
+    } else {
+        None
+    };
     let litellm = if selected("f") {
         eprintln!("starting LiteLLM (this takes a while)...");
         Some(LiteLlm::start(upstream.port)?)
@@ -402,6 +437,16 @@ fn main() -> Result<(), String> {
         },
     ];
     let mut scenarios: Vec<Scenario> = scenarios.into_iter().filter(|s| selected(s.label)).collect();
+    if let Some(global) = &global {
+        scenarios.push(Scenario {
+            label: "j",
+            description: "(c) with the limits counted by a global rate limit service (test service, Redis)",
+            url: url(global.envoy.port),
+            key: KEY,
+            body: chat.clone(),
+            pid: global.envoy.pid,
+        });
+    }
     if let Some(litellm) = &litellm {
         scenarios.push(Scenario {
             label: "f",
@@ -435,7 +480,7 @@ fn main() -> Result<(), String> {
     let _ = std::fs::create_dir_all(&out);
     let _ = std::fs::write(out.join("report.md"), &report);
     eprintln!("report written to {}", Path::new("target/bench/report.md").display());
-    drop((plain, routing, limited, cached, litellm, upstream));
+    drop((plain, routing, limited, cached, global, litellm, upstream));
     Ok(())
 }
 
@@ -493,6 +538,16 @@ fn render(
             cpu(b),
             cpu(g) - cpu(b),
             cpu(h) - cpu(b),
+        ));
+    }
+    if let (Some(c), Some(j)) = (by_label("c"), by_label("j")) {
+        out.push_str(&format!(
+            "\nGlobal quota: (j) CPU per request (Envoy) {:.1} µs against (c) {:.1} µs; throughput {:.2} of (c); p50 at {rate}/s {:.3} ms against {:.3} ms.\n",
+            median(&j.cpu_us),
+            median(&c.cpu_us),
+            median(&j.throughput) / median(&c.throughput),
+            median(&j.p50_ms),
+            median(&c.p50_ms),
         ));
     }
     if let (Some(b), Some(i)) = (by_label("b"), by_label("i")) {
