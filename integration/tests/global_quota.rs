@@ -84,12 +84,23 @@ async fn a_burst_over_two_envoys_admits_exactly_the_limit_and_tokens_trip_across
     let results = futures::future::join_all(burst).await;
     let admitted = results.iter().filter(|(status, _, _)| *status == 200).count();
     assert_eq!(admitted, 10, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    // Each answer carries the service's count in OpenAI's headers: 9, 8, ... 0 remaining.
+    let mut remaining: Vec<u64> = results
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, headers, _)| headers["x-ratelimit-remaining-requests"].to_str().unwrap().parse().unwrap())
+        .collect();
+    remaining.sort();
+    assert_eq!(remaining, (0..10).collect::<Vec<u64>>());
     for (status, headers, body) in results.iter().filter(|(status, _, _)| *status != 200) {
         assert_eq!(*status, 429);
         assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
         let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=60).contains(&retry_after));
         assert!(headers.get("x-envoy-ratelimited").is_none());
+        assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
+        assert_eq!(headers["x-ratelimit-limit-requests"], "10");
+        assert!(headers.get("x-ratelimit-limit").is_none());
     }
 
     // Tokens, 200 per minute: 110 charged through each Envoy (10 prompt + 100 completion), each

@@ -13,7 +13,7 @@ use super::{Io, CACHE_HEADER};
 use crate::api_error::{ApiError, ErrorKind};
 use crate::cache::recorder::{self, CacheEvent, Plan, Recorder};
 use crate::cache::{Directives, Hit, KeyMaterial};
-use crate::config::{Config, Key, Target, DEFAULT_MAX_TOKENS};
+use crate::config::{Config, Key, QuotaMode, Target, DEFAULT_MAX_TOKENS};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::ports::HeaderMap;
@@ -92,6 +92,7 @@ pub(super) fn decide(
             translation: provider_request.translation,
             at_ns: io.clock.now_ns(),
             chain: routed.resolved.target.chain.is_some().then(|| chain_names(config, routed.resolved.target)),
+            service_key: (config.quota.mode == QuotaMode::Global).then_some(routed.key_index),
         },
         rate_headers,
         report.summary.cache,

@@ -13,7 +13,8 @@ use crate::config::{Config, QuotaMode};
 use crate::endpoint::ModelEndpoint;
 use crate::metrics::Outcome;
 use crate::ports::{Clock, HeaderMap, SharedStore};
-use crate::quota::headers::RateLimitHeaders;
+use crate::quota::global::{service_status, SERVICE_HEADERS};
+use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 use crate::quota::reservation::{self, Reservation, ResponseEnd};
 use crate::translate::plan::{translated_headers, ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
@@ -21,8 +22,6 @@ use crate::usage::{BodyEnd, UsageReader};
 
 /// The header Envoy's rate limit filter puts on its 429s.
 pub const RATE_LIMITED_HEADER: &str = "x-envoy-ratelimited";
-/// Seconds until the limit that refused resets (the rate limit filter's draft-03 headers).
-const SERVICE_RESET_HEADER: &str = "x-ratelimit-reset";
 /// The filter-state property holding the tokens a request is charged, read by Envoy's rate limit
 /// filter (`hits_addend: %FILTER_STATE(wasm.ai_gw_tokens:PLAIN)%`) when the stream is done.
 pub const TOKENS_PROPERTY: &str = "ai_gw_tokens";
@@ -53,6 +52,8 @@ pub(super) struct Sent {
     /// Through a fallback chain: the names of its providers, in order (the answer says which one
     /// answered, and is in the client's API already).
     pub chain: Option<Vec<String>>,
+    /// The key whose limits the global rate limit service counts (`quota.mode: global`).
+    pub service_key: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -67,6 +68,8 @@ pub(super) struct Forwarded {
     response: Response,
     /// The response is a reply of Envoy's own, replaced by an error in the client's format.
     refusal: Option<Refusal>,
+    /// Seconds until the rate limit service's tightest limit resets, as its headers said.
+    service_reset: Option<String>,
 }
 
 /// Replies of Envoy's own that the gateway rewrites into the client's format.
@@ -105,25 +108,37 @@ impl Forwarded {
         recorder: Option<Recorder>,
     ) -> Forwarded {
         let response = Response::default();
-        Forwarded { sent, rate_headers, cache_event, reservation, recorder, translator: None, response, refusal: None }
+        Forwarded {
+            sent,
+            rate_headers,
+            cache_event,
+            reservation,
+            recorder,
+            translator: None,
+            response,
+            refusal: None,
+            service_reset: None,
+        }
     }
 
     /// The response headers: adds the rate-limit and cache headers, starts reading usage and
     /// recording the answer where that is possible.
     pub fn on_response_headers(
         &mut self,
+        config: &Config,
         headers: &mut dyn HeaderMap,
         clock: &dyn Clock,
         end_of_stream: bool,
         report: &mut Report,
     ) -> ResponseHeadersAction {
         let seen_by_attempt = self.read_attempts(headers, report);
+        self.read_service_status(config, headers);
         let response = &mut self.response;
         response.first_byte_at_ns = Some(clock.now_ns());
         response.status = headers.get(":status").and_then(|status| status.parse().ok());
         let refused_by_service = response.status == Some(429) && headers.get(RATE_LIMITED_HEADER).is_some();
         if refused_by_service && !seen_by_attempt {
-            let reset = headers.get(SERVICE_RESET_HEADER);
+            let reset = self.service_reset.clone();
             return self.replace_service_refusal(reset.as_deref(), report);
         }
         if self.sent.chain.is_some() && !seen_by_attempt && response.status.is_some_and(|status| status >= 400) {
@@ -166,6 +181,21 @@ impl Forwarded {
         }
         let hold_body = self.translator.as_ref().is_some_and(ResponseTranslator::holds_body);
         ResponseHeadersAction { remove, set, read_body: self.reads_body(), hold_body }
+    }
+
+    /// The global rate limit service's view of the key's tightest limit, in OpenAI's headers of its
+    /// family (the rate limit filter's own headers are removed; the refusal path reads the reset
+    /// before).
+    fn read_service_status(&mut self, config: &Config, headers: &mut dyn HeaderMap) {
+        let Some(key) = self.sent.service_key.and_then(|index| config.key(index)) else { return };
+        let [limit, remaining, reset] = SERVICE_HEADERS.map(|name| headers.get(name));
+        if let Some((kind, status)) = service_status(key, limit.as_deref(), remaining.as_deref(), reset.as_deref()) {
+            self.rate_headers.set(LimitFamily::of(kind), Some(status));
+        }
+        self.service_reset = reset;
+        for name in SERVICE_HEADERS {
+            headers.remove(name);
+        }
     }
 
     /// Who answered and after how many attempts: Envoy's attempt count, and through a fallback

@@ -119,9 +119,10 @@ impl RequestFlow {
         end_of_stream: bool,
     ) -> ResponseHeadersAction {
         match &mut self.phase {
-            Phase::Forwarded(forwarded) => {
-                forwarded.on_response_headers(headers, clock, end_of_stream, &mut self.report)
-            }
+            Phase::Forwarded(forwarded) => match &self.config {
+                Some(config) => forwarded.on_response_headers(config, headers, clock, end_of_stream, &mut self.report),
+                None => ResponseHeadersAction::default(),
+            },
             _ => ResponseHeadersAction::default(),
         }
     }

@@ -2,7 +2,8 @@
 //! rather than one Envoy's shared data: the descriptors the gateway's limits become. The RLS
 //! configuration generator and the filter's Envoy configuration both follow these names.
 
-use crate::config::Config;
+use super::{LimitKind, LimitStatus};
+use crate::config::{Config, Key};
 
 /// The rate limit domain when none is configured.
 pub const DEFAULT_DOMAIN: &str = "ai-gateway";
@@ -36,9 +37,62 @@ pub fn service_limits(config: &Config) -> Vec<ServiceLimit> {
         .collect()
 }
 
+/// The rate limit filter's response headers (draft 03 of the IETF RateLimit headers, Envoy's
+/// `enable_x_ratelimit_headers`): the status of the limit closest to exhaustion, as the service
+/// reported it. Removed from responses once read: the client gets OpenAI's headers instead.
+pub const SERVICE_HEADERS: [&str; 3] = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"];
+
+/// Which of `key`'s limits the service's headers describe (the one with that amount and window),
+/// and its status; `None` when they are absent, malformed or match no limit of the key.
+/// `limit` reads `10, 10;w=60` (the amount, then each limit with its window in seconds).
+pub fn service_status(
+    key: &Key,
+    limit: Option<&str>,
+    remaining: Option<&str>,
+    reset: Option<&str>,
+) -> Option<(LimitKind, LimitStatus)> {
+    let limit = limit?;
+    let (amount, policies) = limit.split_once(',').unwrap_or((limit, ""));
+    let amount: u64 = amount.trim().parse().ok()?;
+    let window: u64 = policies.split(';').find_map(|part| part.trim().strip_prefix("w="))?.trim().parse().ok()?;
+    let remaining: u64 = remaining?.trim().parse().ok()?;
+    let reset_seconds: u64 = reset?.trim().parse().ok()?;
+    let kind = key
+        .limits
+        .iter()
+        .find(|l| l.amount == amount && l.kind.period_ns() == window.saturating_mul(1_000_000_000))?
+        .kind;
+    Some((kind, LimitStatus { limit: amount, remaining, reset_ns: reset_seconds.saturating_mul(1_000_000_000) }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_headers_are_matched_to_the_limit_they_describe() {
+        let document = serde_json::json!({
+            "keys": [ { "id": "a", "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+                        "limits": { "requests_per_minute": 10, "tokens_per_day": 1000 } } ],
+            "upstreams": { "u": {} },
+            "models": { "m": { "upstream": "u" } }
+        });
+        let config = Config::parse(document.to_string().as_bytes()).unwrap();
+        let key = config.keys().next().unwrap();
+        let status = |limit, remaining, reset| service_status(key, Some(limit), Some(remaining), Some(reset));
+        let requests = status("10, 10;w=60", "3", "42").unwrap();
+        assert_eq!(
+            requests,
+            (LimitKind::RequestsPerMinute, LimitStatus { limit: 10, remaining: 3, reset_ns: 42_000_000_000 })
+        );
+        assert_eq!(status("1000, 1000;w=86400", "0", "5").unwrap().0, LimitKind::TokensPerDay);
+        for (limit, remaining, reset) in
+            [("10, 10;w=3600", "3", "1"), ("10", "3", "1"), ("x, 1;w=60", "1", "1"), ("10, 10;w=60", "-1", "1")]
+        {
+            assert_eq!(status(limit, remaining, reset), None, "{limit} {remaining}");
+        }
+        assert_eq!(service_status(key, None, Some("1"), Some("1")), None);
+    }
 
     #[test]
     fn every_limit_of_every_key_becomes_a_descriptor_with_its_window() {

@@ -72,3 +72,24 @@ fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing
     }
     assert_eq!(tokens_left(&store, &config), 100_000, "nothing reached a provider: nothing is charged");
 }
+
+#[test]
+fn the_services_view_of_a_limit_reaches_the_client_in_openais_headers() {
+    let config = config();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-alpha")];
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    let mut response = FakeHeaders::new(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("x-ratelimit-limit", "1, 1;w=60"),
+        ("x-ratelimit-remaining", "0"),
+        ("x-ratelimit-reset", "42"),
+    ]);
+    trip.flow.on_response_headers(&mut response, &NOW, false).apply_to(&mut response);
+    assert_eq!(response.get("x-ratelimit-limit-requests").as_deref(), Some("1"));
+    assert_eq!(response.get("x-ratelimit-remaining-requests").as_deref(), Some("0"));
+    assert_eq!(response.get("x-ratelimit-reset-requests").as_deref(), Some("42s"));
+    assert_eq!(response.get("x-ratelimit-limit"), None, "the service's own headers are replaced");
+    assert!(response.get("x-ratelimit-remaining-tokens").is_some(), "tokens: this replica's reservation");
+}
