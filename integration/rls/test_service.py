@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 RLS_CONFIG = ROOT / "target" / "debug" / "rls-config"
 GATEWAY_CONFIG = {
     "keys": [{"id": "alpha", "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
-              "limits": {"requests_per_minute": 10, "tokens_per_minute": 1000}}],
+              "limits": {"requests_per_hour": 10, "tokens_per_hour": 1000}}],
     "upstreams": {"u": {}},
     "models": {"m": {"upstream": "u"}},
 }
@@ -105,14 +105,14 @@ def test_the_generated_config_holds_every_limit_of_every_key(world):
     [key] = config["descriptors"]
     assert (key["key"], key["value"]) == ("key_id", "alpha")
     limits = {d["value"]: d["rate_limit"] for d in key["descriptors"]}
-    assert limits == {"requests_per_minute": {"unit": "minute", "requests_per_unit": 10},
-                      "tokens_per_minute": {"unit": "minute", "requests_per_unit": 1000}}
+    assert limits == {"requests_per_hour": {"unit": "hour", "requests_per_unit": 10},
+                      "tokens_per_hour": {"unit": "hour", "requests_per_unit": 1000}}
 
 
 def test_a_concurrent_burst_admits_exactly_the_limit(world):
     service, results = world["service"], []
     def call():
-        results.append(service.check(descriptor("requests_per_minute")).overall_code)
+        results.append(service.check(descriptor("requests_per_hour")).overall_code)
     threads = [threading.Thread(target=call) for _ in range(25)]
     for thread in threads:
         thread.start()
@@ -124,33 +124,33 @@ def test_a_concurrent_burst_admits_exactly_the_limit(world):
 def test_a_zero_hits_check_spends_nothing_and_a_charge_spends_its_hits(world):
     service = world["service"]
     for _ in range(3):
-        response = service.check(descriptor("tokens_per_minute", 0))
+        response = service.check(descriptor("tokens_per_hour", 0))
         assert (response.overall_code, response.statuses[0].limit_remaining) == (OK, 1000)
-    assert service.check(descriptor("tokens_per_minute", 990)).statuses[0].limit_remaining == 10
-    assert service.check(descriptor("tokens_per_minute", 0)).overall_code == OK
-    assert service.check(descriptor("tokens_per_minute", 20)).overall_code == OVER_LIMIT
-    status = service.check(descriptor("tokens_per_minute", 0)).statuses[0]
+    assert service.check(descriptor("tokens_per_hour", 990)).statuses[0].limit_remaining == 10
+    assert service.check(descriptor("tokens_per_hour", 0)).overall_code == OK
+    assert service.check(descriptor("tokens_per_hour", 20)).overall_code == OVER_LIMIT
+    status = service.check(descriptor("tokens_per_hour", 0)).statuses[0]
     assert (status.code, status.limit_remaining, status.current_limit.requests_per_unit) == (OVER_LIMIT, 0, 1000)
-    assert 0 < status.duration_until_reset.seconds <= 60
+    assert 0 < status.duration_until_reset.seconds <= 3600
 
 
 def test_unknown_descriptors_and_domains_are_not_limited(world):
     service = world["service"]
-    assert service.check(descriptor("requests_per_minute", key_id="nobody")).overall_code == OK
-    assert service.check(descriptor("requests_per_minute"), domain="other").overall_code == OK
+    assert service.check(descriptor("requests_per_hour", key_id="nobody")).overall_code == OK
+    assert service.check(descriptor("requests_per_hour"), domain="other").overall_code == OK
 
 
 def test_the_counters_live_in_redis_and_survive_the_service(world):
     for _ in range(10):
-        assert world["service"].check(descriptor("requests_per_minute")).overall_code == OK
+        assert world["service"].check(descriptor("requests_per_hour")).overall_code == OK
     world["service"].kill()
     world["service"] = Service(world["dir"] / "rls.yaml", world["redis"].port)
-    assert world["service"].check(descriptor("requests_per_minute")).overall_code == OVER_LIMIT
+    assert world["service"].check(descriptor("requests_per_hour")).overall_code == OVER_LIMIT
 
 
 def test_without_redis_the_call_fails_for_envoys_failure_mode_to_decide(world):
     world["redis"].stop()
     with pytest.raises(grpc.RpcError) as error:
-        world["service"].check(descriptor("requests_per_minute"))
+        world["service"].check(descriptor("requests_per_hour"))
     assert error.value.code() == grpc.StatusCode.UNAVAILABLE
     world["redis"] = Redis(world["dir"])

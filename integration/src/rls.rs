@@ -61,6 +61,47 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// The sum of the counters whose names contain `part` (the test service names them
+    /// `DOMAIN_key_id_ID_limit_LIMIT_WINDOW`), read with Redis's inline protocol.
+    pub fn count(&self, part: &str) -> Result<u64, String> {
+        let keys = self.command(&format!("KEYS *{part}*"))?;
+        let mut total = 0;
+        for key in keys.lines().filter(|line| !line.starts_with(['*', '$'])) {
+            let value = self.command(&format!("GET {key}"))?;
+            total += value
+                .lines()
+                .filter(|line| !line.starts_with('$'))
+                .find_map(|line| line.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    fn command(&self, command: &str) -> Result<String, String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_millis(200))).map_err(|e| e.to_string())?;
+        stream.write_all(format!("{command}\r\nQUIT\r\n").as_bytes()).map_err(|e| e.to_string())?;
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        Ok(reply.replace("+OK\r\n", "").replace('\r', ""))
+    }
+
+    /// Waits until the counters containing `part` add up to `at_least` (charges made at the end of
+    /// a stream reach the service a moment after the stream ended); returns the count reached.
+    pub fn wait_for_count(&self, part: &str, at_least: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let count = self.count(part).unwrap_or(0);
+            if count >= at_least || Instant::now() > deadline {
+                return count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -17,8 +17,8 @@ const THRIFTY: &str = "sk-test-thrifty";
 fn gateway_config() -> Value {
     json!({
         "keys": [
-            { "id": "bursty", "sha256": sha256_hex(BURSTY), "limits": { "requests_per_minute": 10 } },
-            { "id": "thrifty", "sha256": sha256_hex(THRIFTY), "limits": { "tokens_per_minute": 200 } }
+            { "id": "bursty", "sha256": sha256_hex(BURSTY), "limits": { "requests_per_hour": 10 } },
+            { "id": "thrifty", "sha256": sha256_hex(THRIFTY), "limits": { "tokens_per_hour": 200 } }
         ],
         "upstreams": { "openai": { "cluster": "openai_a", "headers": { "authorization": OPENAI_PROVIDER_KEY },
                                 "forward_headers": [MOCK_BEHAVIOR] } },
@@ -79,7 +79,8 @@ async fn a_burst_over_two_envoys_admits_exactly_the_limit_and_tokens_trip_across
     let _service = RateLimitService::start(&service_config(dir.path(), &gateway_config()), redis.port, 0).unwrap();
     let fleet = Fleet::start(_service.port, false).await;
 
-    // 30 concurrent requests spread over both Envoys, against 10 requests per minute.
+    // 30 concurrent requests spread over both Envoys, against 10 requests per hour (the service
+    // counts in fixed windows: hour-long ones keep a test from straddling two).
     let burst = (0..30).map(|i| fleet.chat(i % 2, BURSTY, 5));
     let results = futures::future::join_all(burst).await;
     let admitted = results.iter().filter(|(status, _, _)| *status == 200).count();
@@ -96,14 +97,14 @@ async fn a_burst_over_two_envoys_admits_exactly_the_limit_and_tokens_trip_across
         assert_eq!(*status, 429);
         assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
         let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!((1..=60).contains(&retry_after));
+        assert!((1..=3600).contains(&retry_after));
         assert!(headers.get("x-envoy-ratelimited").is_none());
         assert_eq!(headers["x-ratelimit-remaining-requests"], "0");
         assert_eq!(headers["x-ratelimit-limit-requests"], "10");
         assert!(headers.get("x-ratelimit-limit").is_none());
     }
 
-    // Tokens, 200 per minute: 110 charged through each Envoy (10 prompt + 100 completion), each
+    // Tokens, 200 per hour: 110 charged through each Envoy (10 prompt + 100 completion), each
     // within its own replica's reservation; then the first Envoy refuses, because of what the
     // second charged.
     for envoy in [0, 1] {
@@ -111,6 +112,8 @@ async fn a_burst_over_two_envoys_admits_exactly_the_limit_and_tokens_trip_across
         assert_eq!((status, body["usage"]["total_tokens"].as_u64()), (200, Some(110)), "{body}");
         drained(&fleet.envoys[envoy]).await;
     }
+    // Charges travel at the end of each stream: wait until the service has both.
+    assert_eq!(redis.wait_for_count("thrifty_limit_tokens_per_hour", 220), 220);
     let (status, _, body) = fleet.chat(0, THRIFTY, 1).await;
     assert_eq!(status, 429, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("every gateway replica"), "{body}");
@@ -173,7 +176,10 @@ async fn a_client_that_hangs_up_mid_stream_is_still_charged_globally() {
     assert!(futures::StreamExt::next(&mut chunks).await.is_some());
     drop(chunks);
     drained(&fleet.envoys[0]).await;
-    // Without that charge the service would count 110 of 200; with it, the next request is refused.
+    // Without that charge the service would count 110 of 200; with it (it travels when the stream
+    // is done), more than 200, and the next request is refused.
+    let charged = redis.wait_for_count("thrifty_limit_tokens_per_hour", 201);
+    assert!(charged > 200, "the abandoned stream's charge must reach the service: {charged}");
     let (status, _, body) = fleet.chat(1, THRIFTY, 1).await;
     assert_eq!(status, 429, "the abandoned stream's charge must reach the service: {body}");
 }
