@@ -1,6 +1,8 @@
 //! Table tests for configuration parsing and validation.
 
+use super::keys::parse_digest;
 use super::*;
+use crate::quota::LimitKind;
 use serde_json::{json, Value};
 
 const FOO_DIGEST: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
