@@ -92,10 +92,12 @@ def world():
                                text=True).stdout
     (directory / "rls.yaml").write_text(generated)
     redis = Redis(directory)
-    service = Service(directory / "rls.yaml", redis.port)
-    yield {"redis": redis, "service": service, "dir": directory, "config": yaml.safe_load(generated)}
-    service.kill()
-    redis.stop()
+    world = {"redis": redis, "dir": directory, "config": yaml.safe_load(generated)}
+    world["service"] = Service(directory / "rls.yaml", redis.port)
+    yield world
+    # A test may have replaced either: stop what is there now.
+    world["service"].kill()
+    world["redis"].stop()
     shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -178,3 +178,29 @@ fn shipped_fallback_chains_agree_between_the_two_filters_and_the_clusters() {
     }
     assert!(chains_checked >= 2, "the shipped configs show a fallback chain each");
 }
+
+/// `envoy/global-quota.yaml` gives Envoy's own replies a body (the rate limit filter's 429 and its
+/// fail-closed 500 have none, and an empty body cannot be rewritten into the client's format), and
+/// removes a provider's own RateLimit headers before the rate limit filter adds the service's.
+#[test]
+fn the_global_quota_config_gives_refusals_a_body_and_trusts_only_the_services_headers() {
+    let text = std::fs::read_to_string(repo_root().join("envoy/global-quota.yaml")).unwrap();
+    let config: Value = serde_yaml::from_str(&text).unwrap();
+    let manager = &config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
+    let mappers = manager["local_reply_config"]["mappers"].as_array().expect("local_reply_config mappers");
+    assert!(
+        mappers.iter().any(|m| m["filter"]["response_flag_filter"].is_object()),
+        "a mapper for Envoy's flagged replies"
+    );
+    let removed = &manager["route_config"]["virtual_hosts"][0]["routes"][0]["response_headers_to_remove"];
+    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+        assert!(removed.as_array().unwrap().iter().any(|h| h == name), "{name} from providers must be removed");
+    }
+    let filters = manager["http_filters"].as_array().unwrap();
+    let names: Vec<&str> = filters.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["ai_gateway", "envoy.filters.http.ratelimit", "envoy.filters.http.router"],
+        "the rate limit filter after the gateway's"
+    );
+}

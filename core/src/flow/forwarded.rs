@@ -333,7 +333,8 @@ impl Forwarded {
             }
             if config.quota.mode == QuotaMode::Global {
                 // What Envoy's rate limit filter charges the token limits at the stream's end.
-                report.set_property(TOKENS_PROPERTY, charged.to_string());
+                // (Envoy refuses a `hits_addend` beyond 32 bits.)
+                report.set_property(TOKENS_PROPERTY, charged.min(u64::from(u32::MAX)).to_string());
             }
         }
         if self.refusal == Some(Refusal::RateLimitService) {

@@ -18,7 +18,7 @@ pub use attempt::{AttemptFlow, AttemptTarget, ATTEMPT_HEADERS_PROPERTY, UPSTREAM
 pub use decision::{BodyAction, BodyProgress, HeadersAction, LocalReply, ResponseBodyAction, ResponseHeadersAction};
 
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
-use crate::config::Config;
+use crate::config::{Config, QuotaMode};
 use crate::metrics::RequestSummary;
 use crate::ports::{Clock, HeaderMap, SharedStore};
 use admission::Decision;
@@ -160,6 +160,10 @@ impl RequestFlow {
     fn answer(&mut self, reply: LocalReply) -> LocalReply {
         self.phase = Phase::Done;
         self.report.finish_locally(&reply);
+        if self.config.as_ref().is_some_and(|config| config.quota.mode == QuotaMode::Global) {
+            // Answered here: Envoy's rate limit filter charges the token limits nothing for it.
+            self.report.set_property(forwarded::TOKENS_PROPERTY, "0".to_owned());
+        }
         reply
     }
 

@@ -3,8 +3,7 @@
 //! once. Usage: `rls-config [--domain NAME] FILE`, where FILE is the filter's JSON configuration or
 //! an Envoy config (YAML or JSON) whose `ai_gateway` filter carries it; `-` reads standard input.
 
-use ai_gateway_core::config::Config;
-use ai_gateway_core::quota::global::DEFAULT_DOMAIN;
+use ai_gateway_core::config::{Config, QuotaMode};
 use ai_gateway_integration::rls::service_config;
 use serde_json::Value;
 use std::io::Read;
@@ -15,8 +14,8 @@ Usage: rls-config [--domain NAME] FILE
 Prints the configuration of a global rate limit service (envoyproxy/ratelimit's YAML) for the
 limits of every key in the gateway's configuration. FILE is the filter's JSON configuration, or an
 Envoy config (YAML or JSON) whose `ai_gateway` HTTP filter carries it inline; `-` reads standard
-input. --domain sets the rate limit domain (default: ai-gateway); it must match the domain of
-Envoy's rate limit filter.";
+input. The domain is the configuration's `quota.domain` (default: ai-gateway); --domain overrides it.
+It must match the domain of Envoy's rate limit filter.";
 
 fn main() {
     match run(std::env::args().skip(1).collect()) {
@@ -29,13 +28,13 @@ fn main() {
 }
 
 fn run(args: Vec<String>) -> Result<String, String> {
-    let mut domain = DEFAULT_DOMAIN.to_owned();
+    let mut domain = None;
     let mut file = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => return Ok(format!("{HELP}\n")),
-            "--domain" => domain = args.next().ok_or("--domain needs a value")?,
+            "--domain" => domain = Some(args.next().ok_or("--domain needs a value")?),
             _ if file.is_none() => file = Some(arg),
             other => return Err(format!("unexpected argument {other:?}\n\n{HELP}")),
         }
@@ -43,7 +42,10 @@ fn run(args: Vec<String>) -> Result<String, String> {
     let file = file.ok_or_else(|| format!("no configuration file given\n\n{HELP}"))?;
     let text = read(&file)?;
     let config = Config::parse(filter_document(&text)?.as_bytes()).map_err(|e| e.to_string())?;
-    service_config(&config, &domain)
+    if config.quota.mode != QuotaMode::Global {
+        eprintln!("rls-config: note: this configuration counts its limits locally (`quota.mode` is not \"global\")");
+    }
+    service_config(&config, domain.as_deref().unwrap_or(&config.quota.domain))
 }
 
 fn read(file: &str) -> Result<String, String> {
