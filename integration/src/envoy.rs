@@ -102,7 +102,11 @@ impl EnvoySetup {
             }
         }
         if let (Some((port, deny)), true) = (self.rate_limit_service, self.with_filter) {
-            let (filter, mut cluster) = global_quota_pieces()?;
+            let (filter, mut cluster, shipped_route) = global_quota_pieces()?;
+            let route = &mut manager["route_config"]["virtual_hosts"][0]["routes"][0];
+            for field in ["request_headers_to_remove", "response_headers_to_remove"] {
+                route[field] = shipped_route[field].clone();
+            }
             let filters = manager["http_filters"].as_array_mut().ok_or("no http_filters")?;
             let mut filter = filter;
             filter["typed_config"]["failure_mode_deny"] = json!(deny);
@@ -168,8 +172,9 @@ fn loopback_cluster(name: &str, port: u16, provider: Option<&str>) -> Value {
     })
 }
 
-/// The rate limit filter and the rate limit service's cluster of `envoy/global-quota.yaml`.
-fn global_quota_pieces() -> Result<(Value, Value), String> {
+/// The rate limit filter, the rate limit service's cluster and the route of
+/// `envoy/global-quota.yaml`.
+fn global_quota_pieces() -> Result<(Value, Value, Value), String> {
     let path = crate::paths::repo_root().join("envoy/global-quota.yaml");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let config: Value = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -185,7 +190,10 @@ fn global_quota_pieces() -> Result<(Value, Value), String> {
         .and_then(|list| list.iter().find(|c| c["name"] == "rate_limit_service"))
         .cloned()
         .ok_or("envoy/global-quota.yaml has no rate_limit_service cluster")?;
-    Ok((filter, cluster))
+    let route = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"][0]
+        .clone();
+    Ok((filter, cluster, route))
 }
 
 /// Cluster name -> the upstream of the filter configuration that uses it (its `cluster`, or its name).

@@ -13,12 +13,14 @@ use std::path::Path;
 
 const BURSTY: &str = "sk-test-bursty";
 const THRIFTY: &str = "sk-test-thrifty";
+const FREE: &str = "sk-test-free";
 
 fn gateway_config() -> Value {
     json!({
         "keys": [
             { "id": "bursty", "sha256": sha256_hex(BURSTY), "limits": { "requests_per_hour": 10 } },
-            { "id": "thrifty", "sha256": sha256_hex(THRIFTY), "limits": { "tokens_per_hour": 200 } }
+            { "id": "thrifty", "sha256": sha256_hex(THRIFTY), "limits": { "tokens_per_hour": 200 } },
+            { "id": "free", "sha256": sha256_hex(FREE) }
         ],
         "upstreams": { "openai": { "cluster": "openai_a", "headers": { "authorization": OPENAI_PROVIDER_KEY },
                                 "forward_headers": [MOCK_BEHAVIOR] } },
@@ -143,6 +145,8 @@ async fn the_service_down_fails_open_or_closed_as_configured_and_redis_keeps_the
     let (status, _, body) = closed.chat(0, BURSTY, 5).await;
     assert_eq!(status, 500, "{body}");
     assert!(body["error"].is_object(), "an error in the client's format: {body}");
+    // A key without limits never asks the service: the outage cannot refuse it.
+    assert_eq!(closed.chat(0, FREE, 5).await.0, 200);
     assert!(stat(&open.envoys[1], "cluster.openai_a.ratelimit.failure_mode_allowed") >= 1);
     // The service comes back on the same port: Redis kept the 4 counted requests.
     let _service = RateLimitService::start(&config, redis.port, port).unwrap();

@@ -8,12 +8,13 @@ use super::report::Report;
 use super::{Io, KEY_ID_HEADER};
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::auth::{self, CREDENTIAL_HEADERS};
-use crate::config::{Config, Key, GATEWAY_HEADER_PREFIX};
+use crate::config::{Config, Key, QuotaMode, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Classified, Endpoint, ModelEndpoint};
 use crate::metrics::Outcome;
 use crate::model_list;
 use crate::ports::HeaderMap;
 use crate::quota;
+use crate::quota::global::LIMITS_HEADER;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 
 /// A model request admitted at its headers, waiting for its body.
@@ -115,6 +116,11 @@ fn authenticate<'c>(
     match authenticated {
         Ok((key_index, key)) => {
             headers.set(KEY_ID_HEADER, &key.id);
+            if config.quota.mode == QuotaMode::Global && !key.limits.is_empty() {
+                // Envoy's rate limit filter sends a descriptor only for the limits listed here.
+                let names: Vec<&str> = key.limits.iter().map(|limit| limit.kind.name()).collect();
+                headers.set(LIMITS_HEADER, &names.join(","));
+            }
             report.summary.key_id = Some(key.id.clone());
             Ok((key_index, key))
         }

@@ -11,6 +11,9 @@ pub const DEFAULT_DOMAIN: &str = "ai-gateway";
 pub const KEY_ID_ENTRY: &str = "key_id";
 /// The second descriptor entry: which limit (`requests_per_minute`, `tokens_per_day`, ...).
 pub const LIMIT_ENTRY: &str = "limit";
+/// The request header naming the key's limits (`requests_per_minute,tokens_per_day`): Envoy's rate
+/// limit filter builds a descriptor only for those, so a key without limits never asks the service.
+pub const LIMITS_HEADER: &str = "x-ai-gateway-limits";
 
 /// One limit of one key, as a rate limit service counts it: a fixed window of `unit`.
 #[derive(Debug, Clone, PartialEq, Eq)]
