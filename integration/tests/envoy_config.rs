@@ -193,7 +193,7 @@ fn the_global_quota_config_gives_refusals_a_body_and_trusts_only_the_services_he
         "a mapper for Envoy's flagged replies"
     );
     let removed = &manager["route_config"]["virtual_hosts"][0]["routes"][0]["response_headers_to_remove"];
-    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"] {
+    for name in ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-envoy-ratelimited"] {
         assert!(removed.as_array().unwrap().iter().any(|h| h == name), "{name} from providers must be removed");
     }
     let filters = manager["http_filters"].as_array().unwrap();

@@ -136,7 +136,11 @@ impl Forwarded {
         let response = &mut self.response;
         response.first_byte_at_ns = Some(clock.now_ns());
         response.status = headers.get(":status").and_then(|status| status.parse().ok());
-        let refused_by_service = response.status == Some(429) && headers.get(RATE_LIMITED_HEADER).is_some();
+        // Only in global mode; there the route removes the header from providers' answers, so only
+        // the rate limit filter's own reply carries it.
+        let refused_by_service = self.sent.service_key.is_some()
+            && response.status == Some(429)
+            && headers.get(RATE_LIMITED_HEADER).is_some();
         if refused_by_service && !seen_by_attempt {
             let reset = self.service_reset.clone();
             return self.replace_service_refusal(reset.as_deref(), report);

@@ -93,3 +93,18 @@ fn the_services_view_of_a_limit_reaches_the_client_in_openais_headers() {
     assert_eq!(response.get("x-ratelimit-limit"), None, "the service's own headers are replaced");
     assert!(response.get("x-ratelimit-remaining-tokens").is_some(), "tokens: this replica's reservation");
 }
+
+#[test]
+fn in_local_mode_a_providers_429_is_a_provider_error_whatever_its_headers() {
+    let config =
+        TestConfig::new().key("alpha", &["sk-alpha"], json!({ "limits": { "tokens_per_day": 100_000 } })).build();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-alpha")];
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    let mut response =
+        FakeHeaders::new(&[(":status", "429"), (RATE_LIMITED_HEADER, "true"), ("content-type", "application/json")]);
+    let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+    assert!(!action.hold_body, "the provider's answer passes as it is");
+    trip.flow.on_response_body(br#"{"error":{"message":"slow down"}}"#, true);
+    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().outcome, Some(Outcome::UpstreamError));
+}
