@@ -1,6 +1,20 @@
 //! The formats of a model response body the gateway reads and stores: one JSON document, or a
 //! server-sent event stream.
 
+use crate::ports::HeaderMap;
+
+/// What a response's headers say of its body: its format, when the gateway can read it, and its
+/// `content-encoding` other than `identity`. A compressed body cannot be read as it passes (the
+/// gateway asks for none, by removing `accept-encoding`), so it has no readable format.
+pub fn response_body(headers: &mut dyn HeaderMap) -> (Option<BodyFormat>, Option<String>) {
+    let encoding = headers.get("content-encoding").filter(|e| !e.trim().eq_ignore_ascii_case("identity"));
+    let format = headers
+        .get("content-type")
+        .and_then(|content_type| BodyFormat::from_content_type(&content_type))
+        .filter(|_| encoding.is_none());
+    (format, encoding)
+}
+
 /// Which body format a response has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {

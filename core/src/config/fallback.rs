@@ -11,6 +11,9 @@ use std::collections::HashMap;
 pub struct Chain {
     pub cluster: String,
     pub fallbacks: Vec<Fallback>,
+    /// Every provider's `forward_headers`, sorted and once each: what the listener's filter lets
+    /// through (each attempt keeps only its own provider's).
+    pub forward_headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,5 +146,12 @@ pub(super) fn validate_chain(
         }
         chain.push(Fallback { upstream, model: fallback.model });
     }
-    Ok(Some(Chain { cluster, fallbacks: chain }))
+    let mut forward_headers: Vec<String> = seen
+        .iter()
+        .filter_map(|&upstream| upstreams.get(upstream))
+        .flat_map(|upstream| upstream.forward_headers.iter().cloned())
+        .collect();
+    forward_headers.sort();
+    forward_headers.dedup();
+    Ok(Some(Chain { cluster, fallbacks: chain, forward_headers }))
 }

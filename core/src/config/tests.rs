@@ -21,6 +21,24 @@ fn parse(value: &Value) -> Result<Config, ConfigError> {
     Config::parse(value.to_string().as_bytes())
 }
 
+/// Each case edits a fresh `base()` document at a JSON pointer (a null value removes the field)
+/// and expects it refused at `field` with a message containing the text given.
+fn assert_refused(base: fn() -> Value, cases: &[(&str, Value, &str, &str)]) {
+    for (pointer, value, field, message) in cases {
+        let mut document = base();
+        let (parent, last) = pointer.rsplit_once('/').unwrap();
+        let object = document.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+        if value.is_null() {
+            object.remove(last);
+        } else {
+            object.insert(last.to_owned(), value.clone());
+        }
+        let error = parse(&document).expect_err(pointer);
+        assert_eq!(error.field, *field, "{pointer}: {error}");
+        assert!(error.to_string().contains(message), "{pointer}: {error}");
+    }
+}
+
 #[test]
 fn contract_example_loads_with_everything_compiled() {
     let config = parse(&contract_example()).unwrap();
@@ -134,19 +152,7 @@ fn bad_configs_are_rejected_naming_the_field() {
         ("/cluster_header", json!(":authority"), "cluster_header", "valid HTTP header"),
         ("/models", json!({}), "models", "at least one model"),
     ];
-    for (pointer, value, field, message) in cases {
-        let mut document = contract_example();
-        let (parent, last) = pointer.rsplit_once('/').unwrap();
-        let object = document.pointer_mut(parent).unwrap().as_object_mut().unwrap();
-        if value.is_null() {
-            object.remove(last);
-        } else {
-            object.insert(last.to_owned(), value.clone());
-        }
-        let error = parse(&document).expect_err(pointer);
-        assert_eq!(error.field, *field, "{pointer}: {error}");
-        assert!(error.to_string().contains(message), "{pointer}: {error}");
-    }
+    assert_refused(contract_example, cases);
 }
 
 #[test]
@@ -265,19 +271,7 @@ fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
         ("/quota", json!({ "mode": "global", "rls": "x" }), "quota.rls", "unknown field"),
         ("/upstreams/c/cluster", json!("a"), "models.m.fallbacks[1].upstream", "its own cluster"),
     ];
-    for (pointer, value, field, message) in cases {
-        let mut document = chain_document();
-        let (parent, last) = pointer.rsplit_once('/').unwrap();
-        let object = document.pointer_mut(parent).unwrap().as_object_mut().unwrap();
-        if value.is_null() {
-            object.remove(last);
-        } else {
-            object.insert(last.to_owned(), value.clone());
-        }
-        let error = parse(&document).expect_err(pointer);
-        assert_eq!(error.field, *field, "{pointer}: {error}");
-        assert!(error.to_string().contains(message), "{pointer}: {error}");
-    }
+    assert_refused(chain_document, cases);
     // Two targets of one model on the same chain cluster could not be told apart by an attempt.
     let mut document = chain_document();
     document["models"]["w"]["targets"][1] =

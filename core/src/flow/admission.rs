@@ -67,8 +67,10 @@ pub(super) fn decide(
         }
     };
     let cache_control = io.headers.get("cache-control");
-    let allowed = forwardable_headers(config, routed.resolved.target);
-    let forwarded_headers = upstream_headers::apply(&mut *io.headers, &allowed, &config.cluster_header);
+    // Through a fallback chain, what any of its providers may see (each attempt keeps its own's).
+    let resolved = &routed.resolved;
+    let allowed = resolved.target.chain.as_ref().map_or(&resolved.upstream.forward_headers, |c| &c.forward_headers);
+    let forwarded_headers = upstream_headers::apply(&mut *io.headers, allowed, &config.cluster_header);
     let recorder = match ask_cache(config, &routed, io, cache_control.as_deref(), &forwarded_headers, report) {
         Ok(recorder) => recorder,
         Err(hit) => {
@@ -268,23 +270,10 @@ fn usable_chain_length(config: &Config, routed: &Routed) -> Result<usize, ApiErr
     Ok(usable)
 }
 
-/// The client headers the target's providers may see besides the defaults: its upstream's
-/// `forward_headers`, and through a fallback chain those of every provider in it (each attempt
-/// keeps only its own provider's).
-fn forwardable_headers(config: &Config, target: &Target) -> Vec<String> {
-    let mut allowed: Vec<String> = target
-        .chain_upstreams()
-        .filter_map(|upstream| config.upstream(upstream))
-        .flat_map(|upstream| upstream.forward_headers.iter().cloned())
-        .collect();
-    allowed.sort();
-    allowed.dedup();
-    allowed
-}
-
 /// The request headers as the chain's attempts must start from them, as a JSON array of pairs.
 fn attempt_headers(headers: &mut dyn HeaderMap) -> String {
     let mut names = headers.names();
+    names.sort();
     names.dedup();
     let pairs: Vec<(String, String)> =
         names.into_iter().flat_map(|name| headers.get_all(&name).into_iter().map(move |v| (name.clone(), v))).collect();

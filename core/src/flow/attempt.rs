@@ -8,7 +8,7 @@ use super::decision::{BodyAction, HeadersAction, LocalReply, ResponseBodyAction,
 use super::provider::{self, ClientRequest, ProviderTarget};
 use super::Io;
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
-use crate::body_format::BodyFormat;
+use crate::body_format::response_body;
 use crate::config::{Config, Role};
 use crate::endpoint::{classify, Endpoint, ModelEndpoint};
 use crate::ports::HeaderMap;
@@ -138,12 +138,8 @@ impl AttemptFlow {
             return ResponseHeadersAction { remove, set, read_body: false, hold_body: false };
         };
         let status = headers.get(":status").and_then(|status| status.parse().ok());
-        let encoded = headers.get("content-encoding").is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
-        let format = headers
-            .get("content-type")
-            .and_then(|content_type| BodyFormat::from_content_type(&content_type))
-            .filter(|_| !encoded);
-        let changes = translated_headers(status, format, encoded);
+        let (format, encoding) = response_body(headers);
+        let changes = translated_headers(status, format, encoding.is_some());
         let response_translator = translation.response(changes.status, format, client);
         let hold_body = response_translator.holds_body();
         *translator = Some(response_translator);

@@ -7,7 +7,7 @@ use super::decision::{ResponseBodyAction, ResponseHeadersAction};
 use super::report::Report;
 use super::CACHE_HEADER;
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
-use crate::body_format::BodyFormat;
+use crate::body_format::response_body;
 use crate::cache::recorder::{CacheEvent, Recorder};
 use crate::config::{Config, QuotaMode};
 use crate::endpoint::ModelEndpoint;
@@ -142,23 +142,17 @@ impl Forwarded {
             && response.status == Some(429)
             && headers.get(RATE_LIMITED_HEADER).is_some();
         if refused_by_service && !seen_by_attempt {
-            let reset = self.service_reset.clone();
-            return self.replace_service_refusal(reset.as_deref(), report);
+            return self.replace_envoy_reply(Refusal::RateLimitService, report);
         }
         if self.sent.chain.is_some() && !seen_by_attempt && response.status.is_some_and(|status| status >= 400) {
-            return self.replace_envoy_reply(report);
+            return self.replace_envoy_reply(Refusal::ChainUnavailable, report);
         }
         response.ended = end_of_stream;
-        // A compressed body cannot be read as it passes (the gateway asks for none, by removing
-        // `accept-encoding`): no usage, no cache, and the reservation is charged whole.
-        let encoding = headers.get("content-encoding").filter(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        // A compressed body: no usage, no cache, and the reservation is charged whole.
+        let (format, encoding) = response_body(headers);
         if let Some(encoding) = &encoding {
             report.log(&format!("response content-encoding={encoding}: usage unreadable, not cached"));
         }
-        let format = headers
-            .get("content-type")
-            .and_then(|content_type| BodyFormat::from_content_type(&content_type))
-            .filter(|_| encoding.is_none());
         response.reader = format.map(|format| UsageReader::new(format, self.sent.endpoint.response_api()));
         let declared_length = headers.get("content-length").and_then(|length| length.parse::<usize>().ok());
         let translated = self.sent.translation.as_ref().map(|_| {
@@ -222,36 +216,29 @@ impl Forwarded {
         named.is_some()
     }
 
-    /// A refusal of Envoy's rate limit filter (the global rate limit service said over the limit):
-    /// replaced by a rate-limit error in the client's format, with `retry-after`; nothing was sent
-    /// upstream, so nothing is charged.
-    fn replace_service_refusal(&mut self, reset: Option<&str>, report: &mut Report) -> ResponseHeadersAction {
+    /// A reply of Envoy's own, replaced whole by an error in the client's format: no provider of a
+    /// fallback chain answered (the body follows the API of the last one tried), or Envoy's rate
+    /// limit filter refused (no body of use; nothing was sent upstream, so nothing is charged, and
+    /// `retry-after` comes from the service's reset time).
+    fn replace_envoy_reply(&mut self, refusal: Refusal, report: &mut Report) -> ResponseHeadersAction {
         self.recorder = None;
-        self.refusal = Some(Refusal::RateLimitService);
-        report.log("refused by the global rate limit service");
-        let retry_after = reset.and_then(|seconds| seconds.trim().parse::<u64>().ok()).unwrap_or(1).max(1);
+        self.refusal = Some(refusal);
         let mut set = self.rate_headers.to_headers();
-        set.retain(|(name, _)| !name.starts_with("retry-after"));
-        set.push(("retry-after", retry_after.to_string()));
+        let mut remove = vec!["content-length".to_owned()];
+        match refusal {
+            Refusal::ChainUnavailable => report.log("no provider of the fallback chain answered"),
+            Refusal::RateLimitService => {
+                report.log("refused by the global rate limit service");
+                let reset = self.service_reset.as_deref().and_then(|seconds| seconds.trim().parse::<u64>().ok());
+                set.retain(|(name, _)| !name.starts_with("retry-after"));
+                set.push(("retry-after", reset.unwrap_or(1).max(1).to_string()));
+                remove.push(RATE_LIMITED_HEADER.to_owned());
+            }
+        }
         if let Some(event) = self.cache_event {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
-        let remove = vec!["content-length".to_owned(), RATE_LIMITED_HEADER.to_owned()];
         ResponseHeadersAction { remove, set, read_body: true, hold_body: true }
-    }
-
-    /// Envoy's own error for a fallback chain (no provider could be reached, or the last attempt
-    /// timed out): its body follows the API of the last provider tried, so it is replaced whole by
-    /// an error in the client's.
-    fn replace_envoy_reply(&mut self, report: &mut Report) -> ResponseHeadersAction {
-        self.recorder = None;
-        self.refusal = Some(Refusal::ChainUnavailable);
-        report.log("no provider of the fallback chain answered");
-        let mut set = self.rate_headers.to_headers();
-        if let Some(event) = self.cache_event {
-            set.push((CACHE_HEADER, event.name().to_owned()));
-        }
-        ResponseHeadersAction { remove: vec!["content-length".to_owned()], set, read_body: true, hold_body: true }
     }
 
     /// The API format of the client (the provider's is another when the request was translated).
