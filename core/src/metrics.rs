@@ -60,6 +60,25 @@ impl Outcome {
     }
 }
 
+/// The global rate limit service failed a request of a key with limits (`quota.mode: global`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceFailure {
+    /// No count came back and the request went on (`failure_mode_deny: false`, or the service's
+    /// configuration lacks the key's limits): counted by this replica's reservation only.
+    Allowed,
+    /// The service could not be asked and Envoy refused the request (`failure_mode_deny: true`).
+    Refused,
+}
+
+impl ServiceFailure {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceFailure::Allowed => "allowed",
+            ServiceFailure::Refused => "refused",
+        }
+    }
+}
+
 /// Everything the metrics of one finished request are made of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestSummary {
@@ -76,6 +95,8 @@ pub struct RequestSummary {
     pub first_byte_ms: Option<u64>,
     /// How many upstream attempts Envoy made (more than one when a fallback chain moved on).
     pub attempts: Option<u32>,
+    /// How the global rate limit service failed this request, if it did.
+    pub service_failure: Option<ServiceFailure>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +148,12 @@ pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
     if let Some(limit) = summary.refused_by {
         out.push(counter(format!("ai_gateway_rate_limited_total;key_id={key_id};limit={}", limit.name()), 1));
     }
+    if let Some(failure) = summary.service_failure {
+        out.push(counter(
+            format!("ai_gateway_rate_limit_service_errors_total;key_id={key_id};result={}", failure.name()),
+            1,
+        ));
+    }
     if let Some(ms) = summary.upstream_ms {
         out.push(histogram(format!("ai_gateway_upstream_duration_ms;model={model};upstream={upstream}"), ms));
     }
@@ -160,6 +187,7 @@ mod tests {
             upstream_ms: Some(120),
             first_byte_ms: Some(40),
             attempts: None,
+            service_failure: None,
         };
         let names: Vec<(String, u64)> = updates(&summary).into_iter().map(|u| (u.name, u.value)).collect();
         assert_eq!(
@@ -190,6 +218,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(updates(&limited)[1].name, "ai_gateway_rate_limited_total;key_id=k;limit=tokens_per_day");
+        let unanswered = RequestSummary {
+            key_id: Some("k".into()),
+            outcome: Some(Outcome::Ok),
+            service_failure: Some(ServiceFailure::Allowed),
+            ..Default::default()
+        };
+        assert_eq!(updates(&unanswered)[1].name, "ai_gateway_rate_limit_service_errors_total;key_id=k;result=allowed");
         assert!(updates(&RequestSummary::default()).is_empty());
         let odd = RequestSummary { model: Some("a;b=c d@1".into()), outcome: Some(Outcome::Ok), ..Default::default() };
         assert_eq!(

@@ -23,6 +23,20 @@ impl Clock for u64 {
     }
 }
 
+/// What Envoy knows of a response beyond its headers, read only when something needs it.
+pub trait ResponseInfo: Clock {
+    /// Envoy's response code details: why the response is what it is (`via_upstream` for a
+    /// provider's answer; a reason of Envoy's own, like `request_rate_limited`, for its replies).
+    fn code_details(&self) -> Option<String>;
+}
+
+/// A fixed time and a provider's answer (tests).
+impl ResponseInfo for u64 {
+    fn code_details(&self) -> Option<String> {
+        Some("via_upstream".to_owned())
+    }
+}
+
 /// Why a shared-data write failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreError {

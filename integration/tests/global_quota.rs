@@ -144,10 +144,18 @@ async fn the_service_down_fails_open_or_closed_as_configured_and_redis_keeps_the
     assert_eq!(open.chat(1, BURSTY, 5).await.0, 200);
     let (status, _, body) = closed.chat(0, BURSTY, 5).await;
     assert_eq!(status, 500, "{body}");
-    assert!(body["error"].is_object(), "an error in the client's format: {body}");
+    assert_eq!(body["error"]["code"], "rate_limit_service_unavailable", "an error in the client's format: {body}");
     // A key without limits never asks the service: the outage cannot refuse it.
     assert_eq!(closed.chat(0, FREE, 5).await.0, 200);
     assert!(stat(&open.envoys[1], "cluster.openai_a.ratelimit.failure_mode_allowed") >= 1);
+    // Both behaviours are counted by the gateway too, per key (and logged).
+    let errors = |envoy: &Envoy, result: &str| {
+        let labels = ["key_id=\"bursty\"".to_owned(), format!("result=\"{result}\"")];
+        metric_sum(envoy, "ai_gateway_rate_limit_service_errors_total", &[&labels[0], &labels[1]])
+    };
+    assert_eq!(errors(&open.envoys[1], "allowed"), 1.0);
+    assert_eq!(errors(&closed.envoys[0], "refused"), 1.0);
+    assert_eq!(errors(&open.envoys[0], "allowed"), 0.0, "requests the service counted are not reported");
     // The service comes back on the same port: Redis kept the 4 counted requests.
     let _service = RateLimitService::start(&config, redis.port, port).unwrap();
     let statuses = futures::future::join_all((0..8).map(|i| open.chat(i % 2, BURSTY, 5))).await;

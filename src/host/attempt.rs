@@ -1,7 +1,7 @@
 //! The upstream filter of fallback chains (role `upstream`): one attempt, rewritten for the
 //! provider Envoy chose, with the answer translated back.
 
-use super::{clear_request_trailers, internal_error, io, log, respond, HostClock, HostHeaders};
+use super::{clear_request_trailers, internal_error, io, log, property, respond, HostClock, HostHeaders};
 use ai_gateway_core::config::Config;
 use ai_gateway_core::flow::{AttemptFlow, AttemptTarget, BodyAction, HeadersAction, ATTEMPT_HEADERS_PROPERTY};
 use proxy_wasm::hostcalls;
@@ -14,13 +14,6 @@ pub(super) struct AttemptHttp {
     flow: AttemptFlow,
     read_response_body: bool,
     hold_response_body: bool,
-}
-
-/// A property of the stream as text; `None` when it is absent or the host refused (the SDK's own
-/// `get_property` panics on host errors other than not-found).
-fn property(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
-    String::from_utf8(bytes).ok().filter(|text| !text.is_empty())
 }
 
 impl AttemptHttp {

@@ -10,7 +10,7 @@ use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
 use ai_gateway_core::config::{Config, Role};
 use ai_gateway_core::flow::{Io, LocalReply};
 use ai_gateway_core::metrics::{MetricKind, MetricUpdate};
-use ai_gateway_core::ports::{Clock, HeaderMap, SharedStore, StoreError};
+use ai_gateway_core::ports::{Clock, HeaderMap, ResponseInfo, SharedStore, StoreError};
 use ai_gateway_core::quota;
 use ai_gateway_core::routing::next_random;
 use attempt::AttemptHttp;
@@ -75,6 +75,19 @@ impl Clock for HostClock {
     fn now_ns(&self) -> u64 {
         *self.0.get().get_or_insert_with(now_ns)
     }
+}
+
+impl ResponseInfo for HostClock {
+    fn code_details(&self) -> Option<String> {
+        property(&["response", "code_details"])
+    }
+}
+
+/// A property of the stream as text; `None` when it is absent or the host refused (the SDK's own
+/// `get_property` panics on host errors other than not-found).
+fn property(path: &[&str]) -> Option<String> {
+    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
+    String::from_utf8(bytes).ok().filter(|text| !text.is_empty())
 }
 
 /// The request or response headers of the current HTTP context. The whole map is read from the

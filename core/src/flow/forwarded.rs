@@ -11,17 +11,22 @@ use crate::body_format::response_body;
 use crate::cache::recorder::{CacheEvent, Recorder};
 use crate::config::{Config, QuotaMode};
 use crate::endpoint::ModelEndpoint;
-use crate::metrics::Outcome;
-use crate::ports::{Clock, HeaderMap, SharedStore};
+use crate::metrics::{Outcome, ServiceFailure};
+use crate::ports::{Clock, HeaderMap, ResponseInfo, SharedStore};
 use crate::quota::global::{service_status, SERVICE_HEADERS};
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
 use crate::quota::reservation::{self, Reservation, ResponseEnd};
+use crate::quota::LimitKind;
 use crate::translate::plan::{translated_headers, ClientView, ResponseTranslator, Translation};
 use crate::upstream_headers;
 use crate::usage::{BodyEnd, UsageReader};
 
-/// The header Envoy's rate limit filter puts on its 429s.
+/// The header Envoy's rate limit filter puts on its 429s (removed: the client gets `retry-after`).
 pub const RATE_LIMITED_HEADER: &str = "x-envoy-ratelimited";
+/// Envoy's response code details on its rate limit filter's replies: over the limit, and the
+/// service not answering with `failure_mode_deny: true`. Unlike a header, no provider can forge them.
+pub const OVER_LIMIT_DETAILS: &str = "request_rate_limited";
+pub const SERVICE_ERROR_DETAILS: &str = "rate_limiter_error";
 /// The filter-state property holding the tokens a request is charged, read by Envoy's rate limit
 /// filter (`hits_addend: %FILTER_STATE(wasm.ai_gw_tokens:PLAIN)%`) when the stream is done.
 pub const TOKENS_PROPERTY: &str = "ai_gw_tokens";
@@ -70,6 +75,8 @@ pub(super) struct Forwarded {
     refusal: Option<Refusal>,
     /// Seconds until the rate limit service's tightest limit resets, as its headers said.
     service_reset: Option<String>,
+    /// The key's limit the rate limit service's headers described (its tightest).
+    service_limit: Option<LimitKind>,
 }
 
 /// Replies of Envoy's own that the gateway rewrites into the client's format.
@@ -79,6 +86,9 @@ enum Refusal {
     ChainUnavailable,
     /// Envoy's rate limit filter refused: the global rate limit service said over the limit.
     RateLimitService,
+    /// Envoy's rate limit filter refused because the service could not be asked
+    /// (`failure_mode_deny: true`).
+    RateLimitServiceDown,
 }
 
 impl Refusal {
@@ -94,6 +104,12 @@ impl Refusal {
                 "rate_limit_exceeded",
                 "This API key's rate limit, shared by every gateway replica, is exhausted; retry after the time \
                  in the retry-after header.",
+            ),
+            Refusal::RateLimitServiceDown => ApiError::new(
+                ErrorKind::Unavailable,
+                "rate_limit_service_unavailable",
+                "The gateway's rate limit service could not be reached, and the gateway refuses requests it \
+                 cannot count; retry later.",
             ),
         }
     }
@@ -118,6 +134,7 @@ impl Forwarded {
             response,
             refusal: None,
             service_reset: None,
+            service_limit: None,
         }
     }
 
@@ -127,26 +144,25 @@ impl Forwarded {
         &mut self,
         config: &Config,
         headers: &mut dyn HeaderMap,
-        clock: &dyn Clock,
+        info: &dyn ResponseInfo,
         end_of_stream: bool,
         report: &mut Report,
     ) -> ResponseHeadersAction {
         let seen_by_attempt = self.read_attempts(headers, report);
-        self.read_service_status(config, headers);
+        let counted_by_service = self.read_service_status(config, headers);
+        self.response.first_byte_at_ns = Some(info.now_ns());
+        self.response.status = headers.get(":status").and_then(|status| status.parse().ok());
+        if let Some(refusal) = self.envoy_refusal(info, seen_by_attempt) {
+            return self.replace_envoy_reply(refusal, report);
+        }
+        if !counted_by_service {
+            report.summary.service_failure = Some(ServiceFailure::Allowed);
+            report.log(
+                "the global rate limit service gave no count for this key (unreachable with failure_mode_deny: \
+                 false, or its configuration lacks the key's limits): admitted on this replica's reservation only",
+            );
+        }
         let response = &mut self.response;
-        response.first_byte_at_ns = Some(clock.now_ns());
-        response.status = headers.get(":status").and_then(|status| status.parse().ok());
-        // Only in global mode; there the route removes the header from providers' answers, so only
-        // the rate limit filter's own reply carries it.
-        let refused_by_service = self.sent.service_key.is_some()
-            && response.status == Some(429)
-            && headers.get(RATE_LIMITED_HEADER).is_some();
-        if refused_by_service && !seen_by_attempt {
-            return self.replace_envoy_reply(Refusal::RateLimitService, report);
-        }
-        if self.sent.chain.is_some() && !seen_by_attempt && response.status.is_some_and(|status| status >= 400) {
-            return self.replace_envoy_reply(Refusal::ChainUnavailable, report);
-        }
         response.ended = end_of_stream;
         // A compressed body: no usage, no cache, and the reservation is charged whole.
         let (format, encoding) = response_body(headers);
@@ -183,17 +199,36 @@ impl Forwarded {
 
     /// The global rate limit service's view of the key's tightest limit, in OpenAI's headers of its
     /// family (the rate limit filter's own headers are removed; the refusal path reads the reset
-    /// before).
-    fn read_service_status(&mut self, config: &Config, headers: &mut dyn HeaderMap) {
-        let Some(key) = self.sent.service_key.and_then(|index| config.key(index)) else { return };
+    /// before). Returns false when the key has limits and no count of one came back.
+    fn read_service_status(&mut self, config: &Config, headers: &mut dyn HeaderMap) -> bool {
+        let Some(key) = self.sent.service_key.and_then(|index| config.key(index)) else { return true };
         let [limit, remaining, reset] = SERVICE_HEADERS.map(|name| headers.get(name));
-        if let Some((kind, status)) = service_status(key, limit.as_deref(), remaining.as_deref(), reset.as_deref()) {
+        let status = service_status(key, limit.as_deref(), remaining.as_deref(), reset.as_deref());
+        if let Some((kind, status)) = status {
             self.rate_headers.set(LimitFamily::of(kind), Some(status));
+            self.service_limit = Some(kind);
         }
         self.service_reset = reset;
         for name in SERVICE_HEADERS {
             headers.remove(name);
         }
+        status.is_some() || key.limits.is_empty()
+    }
+
+    /// Which reply of Envoy's own this error is, when the gateway rewrites it: one of the rate limit
+    /// filter's (told by Envoy's code details, asked only then), or no provider of a chain answering.
+    fn envoy_refusal(&self, info: &dyn ResponseInfo, seen_by_attempt: bool) -> Option<Refusal> {
+        if seen_by_attempt || self.response.status.is_none_or(|status| status < 400) {
+            return None;
+        }
+        if self.sent.service_key.is_some() {
+            match info.code_details().as_deref() {
+                Some(OVER_LIMIT_DETAILS) => return Some(Refusal::RateLimitService),
+                Some(SERVICE_ERROR_DETAILS) => return Some(Refusal::RateLimitServiceDown),
+                _ => {}
+            }
+        }
+        self.sent.chain.is_some().then_some(Refusal::ChainUnavailable)
     }
 
     /// Who answered and after how many attempts: Envoy's attempt count, and through a fallback
@@ -227,7 +262,12 @@ impl Forwarded {
         let mut remove = vec!["content-length".to_owned()];
         match refusal {
             Refusal::ChainUnavailable => report.log("no provider of the fallback chain answered"),
+            Refusal::RateLimitServiceDown => {
+                report.summary.service_failure = Some(ServiceFailure::Refused);
+                report.log("refused: the global rate limit service could not be asked (failure_mode_deny: true)");
+            }
             Refusal::RateLimitService => {
+                report.summary.refused_by = self.service_limit;
                 report.log("refused by the global rate limit service");
                 let reset = self.service_reset.as_deref().and_then(|seconds| seconds.trim().parse::<u64>().ok());
                 set.retain(|(name, _)| !name.starts_with("retry-after"));
@@ -307,6 +347,7 @@ impl Forwarded {
         let succeeded = matches!(status, Some(200..=299)) && end == ResponseEnd::Complete;
         summary.outcome = Some(match (succeeded, self.refusal) {
             (_, Some(Refusal::RateLimitService)) => Outcome::RateLimited,
+            (_, Some(Refusal::RateLimitServiceDown)) => Outcome::GatewayError,
             (true, _) => Outcome::Ok,
             (false, _) => Outcome::UpstreamError,
         });
@@ -314,9 +355,9 @@ impl Forwarded {
             summary.cache_store = Some(recorder.store(store, settings, now_ns));
         }
         if let Some(reservation) = self.reservation.take() {
-            // A refusal of the rate limit service: nothing was sent upstream.
+            // A refusal of the rate limit filter: nothing was sent upstream.
             let charged = match self.refusal {
-                Some(Refusal::RateLimitService) => 0,
+                Some(Refusal::RateLimitService | Refusal::RateLimitServiceDown) => 0,
                 _ => reservation::charge(&reservation, status, end, usage),
             };
             if let Some(key) = config.key(reservation.key_index) {
@@ -328,7 +369,7 @@ impl Forwarded {
                 report.set_property(TOKENS_PROPERTY, charged.min(u64::from(u32::MAX)).to_string());
             }
         }
-        if self.refusal == Some(Refusal::RateLimitService) {
+        if matches!(self.refusal, Some(Refusal::RateLimitService | Refusal::RateLimitServiceDown)) {
             report.record_properties();
             return;
         }

@@ -20,7 +20,7 @@ pub use decision::{BodyAction, BodyProgress, HeadersAction, LocalReply, Response
 use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::config::{Config, QuotaMode};
 use crate::metrics::RequestSummary;
-use crate::ports::{Clock, HeaderMap, SharedStore};
+use crate::ports::{Clock, HeaderMap, ResponseInfo, SharedStore};
 use admission::Decision;
 use forwarded::Forwarded;
 use report::Report;
@@ -115,12 +115,12 @@ impl RequestFlow {
     pub fn on_response_headers(
         &mut self,
         headers: &mut dyn HeaderMap,
-        clock: &dyn Clock,
+        info: &dyn ResponseInfo,
         end_of_stream: bool,
     ) -> ResponseHeadersAction {
         match &mut self.phase {
             Phase::Forwarded(forwarded) => match &self.config {
-                Some(config) => forwarded.on_response_headers(config, headers, clock, end_of_stream, &mut self.report),
+                Some(config) => forwarded.on_response_headers(config, headers, info, end_of_stream, &mut self.report),
                 None => ResponseHeadersAction::default(),
             },
             _ => ResponseHeadersAction::default(),

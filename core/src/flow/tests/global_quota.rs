@@ -3,9 +3,25 @@
 //! limit filter, and its refusals reach the client in the client's own format.
 
 use super::*;
-use crate::flow::forwarded::{RATE_LIMITED_HEADER, TOKENS_PROPERTY};
-use crate::metrics::Outcome;
+use crate::flow::forwarded::{OVER_LIMIT_DETAILS, RATE_LIMITED_HEADER, SERVICE_ERROR_DETAILS, TOKENS_PROPERTY};
+use crate::metrics::{Outcome, ServiceFailure};
+use crate::ports::{Clock, ResponseInfo};
 use crate::quota::{self, LimitKind};
+
+/// A reply of Envoy's own, with the code details Envoy gives it.
+struct EnvoyReply(&'static str);
+
+impl Clock for EnvoyReply {
+    fn now_ns(&self) -> u64 {
+        NOW
+    }
+}
+
+impl ResponseInfo for EnvoyReply {
+    fn code_details(&self) -> Option<String> {
+        Some(self.0.to_owned())
+    }
+}
 
 fn config() -> Rc<Config> {
     TestConfig::new()
@@ -52,10 +68,12 @@ fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing
         let mut response = FakeHeaders::new(&[
             (":status", "429"),
             (RATE_LIMITED_HEADER, "true"),
+            ("x-ratelimit-limit", "1, 1;w=60"),
+            ("x-ratelimit-remaining", "0"),
             ("x-ratelimit-reset", "17"),
             ("content-type", "application/json"),
         ]);
-        let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+        let action = trip.flow.on_response_headers(&mut response, &EnvoyReply(OVER_LIMIT_DETAILS), false);
         action.apply_to(&mut response);
         assert!(action.hold_body);
         assert_eq!(response.get("retry-after").as_deref(), Some("17"));
@@ -68,9 +86,76 @@ fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing
         }
         let summary = trip.flow.on_done(&store, &NOW).unwrap();
         assert_eq!(summary.outcome, Some(Outcome::RateLimited));
+        assert_eq!(summary.refused_by, Some(LimitKind::RequestsPerMinute), "the limit the service reported");
         assert!(trip.flow.take_properties().contains(&(TOKENS_PROPERTY, "0".to_owned())));
     }
     assert_eq!(tokens_left(&store, &config), 100_000, "nothing reached a provider: nothing is charged");
+}
+
+#[test]
+fn a_providers_429_cannot_pass_for_the_services_refusal() {
+    let config = config();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-alpha")];
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    let mut response =
+        FakeHeaders::new(&[(":status", "429"), (RATE_LIMITED_HEADER, "true"), ("content-type", "application/json")]);
+    let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+    assert!(!action.hold_body, "Envoy says the provider answered: its answer passes as it is");
+    assert_eq!(trip.flow.on_response_body(br#"{"error":{"message":"slow down"}}"#, true).replace, None);
+    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().outcome, Some(Outcome::UpstreamError));
+}
+
+#[test]
+fn the_service_down_refuses_in_the_clients_api_or_is_reported_when_it_lets_requests_through() {
+    let config = config();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-alpha")];
+    // failure_mode_deny: true: Envoy's 500, rewritten, nothing charged, counted and logged.
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    let mut response = FakeHeaders::new(&[(":status", "500")]);
+    let action = trip.flow.on_response_headers(&mut response, &EnvoyReply(SERVICE_ERROR_DETAILS), false);
+    action.apply_to(&mut response);
+    assert_eq!(response.get(":status").as_deref(), Some("500"), "Envoy's status (status_on_error) is kept");
+    let body = trip.flow.on_response_body(b"", true).replace.unwrap();
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["code"], "rate_limit_service_unavailable", "{error}");
+    let summary = trip.flow.on_done(&store, &NOW).unwrap();
+    assert_eq!(
+        (summary.outcome, summary.service_failure),
+        (Some(Outcome::GatewayError), Some(ServiceFailure::Refused))
+    );
+    assert!(trip.flow.take_logs().iter().any(|line| line.contains("failure_mode_deny: true")));
+    assert_eq!(tokens_left(&store, &config), 100_000);
+    // failure_mode_deny: false: the answer carries no count of the service's.
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    trip.answer(200, "application/json", &[br#"{"usage":{"prompt_tokens":1,"completion_tokens":1}}"#], true);
+    let summary = trip.flow.on_done(&store, &NOW).unwrap();
+    assert_eq!((summary.outcome, summary.service_failure), (Some(Outcome::Ok), Some(ServiceFailure::Allowed)));
+    assert!(trip.flow.take_logs().iter().any(|line| line.contains("gave no count for this key")));
+    // Counted: nothing to report.
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    let mut response = FakeHeaders::new(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("x-ratelimit-limit", "1, 1;w=60"),
+        ("x-ratelimit-remaining", "0"),
+        ("x-ratelimit-reset", "42"),
+    ]);
+    trip.flow.on_response_headers(&mut response, &NOW, false);
+    trip.flow.on_response_body(b"{}", true);
+    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().service_failure, None);
+}
+
+#[test]
+fn a_key_without_limits_never_asks_the_service_so_nothing_is_missing() {
+    let config =
+        TestConfig::new().key("free", &["sk-free"], json!({})).with("quota", json!({ "mode": "global" })).build();
+    let store = FakeStore::default();
+    let auth = [("authorization", "Bearer sk-free")];
+    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+    trip.answer(200, "application/json", &[b"{}"], true);
+    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().service_failure, None);
 }
 
 #[test]
