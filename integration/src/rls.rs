@@ -1,10 +1,10 @@
 //! The global rate limiting test bed: a real Redis (Debian's `redis-server`) and the test rate
 //! limit service (`integration/rls/test_rls.py`, a stand-in for envoyproxy/ratelimit), each on a
 //! free loopback port, stopped when dropped; and the service's configuration, written from the
-//! gateway's (what `rls-config` prints).
+//! gateway's (what `rls-config` prints, and what the shipped RLS configs must equal).
 
 use crate::paths::repo_root;
-use ai_gateway_core::config::Config;
+use ai_gateway_core::config::{Config, QuotaMode};
 use ai_gateway_core::quota::global::{service_limits, KEY_ID_ENTRY, LIMIT_ENTRY};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -170,4 +170,48 @@ pub fn service_config(config: &Config, domain: &str) -> Result<String, String> {
         limits.len(),
         config.keys().filter(|key| !key.limits.is_empty()).count()
     ))
+}
+
+/// The filter's JSON configuration in `text`: the text itself when it is that JSON, else the inline
+/// configuration of the gateway's Wasm filter found in an Envoy config (the HTTP filter named
+/// `ai_gateway`) or an Istio EnvoyFilter (the extension config whose Wasm `config.name` is
+/// `ai_gateway`), YAML or JSON, one document.
+pub fn filter_document(text: &str) -> Result<String, String> {
+    let value: Value = serde_yaml::from_str(text).map_err(|e| format!("neither JSON nor YAML: {e}"))?;
+    if value.get("keys").is_some() || value.get("models").is_some() {
+        return Ok(text.to_owned());
+    }
+    let mut found = None;
+    find_filter_configuration(&value, &mut found);
+    found.ok_or_else(|| {
+        "no `ai_gateway` filter with an inline configuration in this Envoy config or EnvoyFilter".to_owned()
+    })
+}
+
+fn find_filter_configuration(value: &Value, found: &mut Option<String>) {
+    if found.is_some() {
+        return;
+    }
+    match value {
+        Value::Object(object) => {
+            let wasm = &value["typed_config"]["config"];
+            if object.get("name").and_then(Value::as_str) == Some("ai_gateway") || wasm["name"] == "ai_gateway" {
+                if let Some(document) = wasm["configuration"]["value"].as_str() {
+                    *found = Some(document.to_owned());
+                    return;
+                }
+            }
+            object.values().for_each(|child| find_filter_configuration(child, found));
+        }
+        Value::Array(items) => items.iter().for_each(|child| find_filter_configuration(child, found)),
+        _ => {}
+    }
+}
+
+/// `rls-config`'s output for `text` (see [`filter_document`]), in the configuration's own
+/// `quota.domain` unless `domain` overrides it; and whether the configuration is in global mode.
+pub fn service_config_of(text: &str, domain: Option<&str>) -> Result<(String, bool), String> {
+    let config = Config::parse(filter_document(text)?.as_bytes()).map_err(|e| e.to_string())?;
+    let yaml = service_config(&config, domain.unwrap_or(&config.quota.domain))?;
+    Ok((yaml, config.quota.mode == QuotaMode::Global))
 }
