@@ -37,6 +37,10 @@ impl HeaderMap for FakeHeaders {
     fn names(&mut self) -> Vec<String> {
         self.entries.iter().map(|(n, _)| n.clone()).collect()
     }
+
+    fn names_where(&mut self, wanted: &mut dyn FnMut(&str) -> bool) -> Vec<String> {
+        self.entries.iter().filter(|(n, _)| wanted(n)).map(|(n, _)| n.clone()).collect()
+    }
 }
 
 /// A literal header list in a test table.

@@ -11,6 +11,14 @@ use crate::cache::Stored;
 use crate::quota::LimitKind;
 use crate::usage::Usage;
 
+mod pending;
+pub use pending::{PendingMetrics, PendingSeries};
+
+/// The filter's host calls and Envoy's callbacks into the module, per worker (the benchmark divides
+/// them by the requests it sent).
+pub const HOST_CALLS_METRIC: &str = "ai_gateway_host_calls_total";
+pub const CALLBACKS_METRIC: &str = "ai_gateway_callbacks_total";
+
 /// How a request ended, as counted in `ai_gateway_requests_total{outcome=...}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -115,57 +123,148 @@ pub struct MetricUpdate {
 
 /// A label value safe inside a metric name: characters other than `A-Z a-z 0-9 . _ : / -` (which
 /// would break Envoy's tag extraction, like `;` or `=`) become `_`.
-fn label(value: Option<&str>) -> String {
-    let value = value.unwrap_or("none");
+fn label(value: &str) -> String {
     value.chars().map(|c| if c.is_ascii_alphanumeric() || "._:/-".contains(c) { c } else { '_' }).collect()
 }
 
-/// The updates one finished request makes.
-pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
-    let Some(outcome) = summary.outcome else { return Vec::new() };
-    let (key_id, model, upstream) =
-        (label(summary.key_id.as_deref()), label(summary.model.as_deref()), label(summary.upstream.as_deref()));
-    let counter = |name: String, value: u64| MetricUpdate { name, kind: MetricKind::Counter, value };
-    let histogram = |name: String, value: u64| MetricUpdate { name, kind: MetricKind::Histogram, value };
-    let mut out = vec![counter(
-        format!(
-            "ai_gateway_requests_total;key_id={key_id};model={model};upstream={upstream};outcome={}",
-            outcome.name()
-        ),
-        1,
-    )];
+/// The filter's metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Requests,
+    InputTokens,
+    OutputTokens,
+    CacheLookups,
+    CacheStores,
+    RateLimited,
+    RateLimitServiceErrors,
+    UpstreamDuration,
+    UpstreamAttempts,
+    UpstreamFirstByte,
+    HostCalls,
+    Callbacks,
+}
+
+impl Metric {
+    /// Which of the labels `key_id`, `model`, `upstream` its series carry.
+    fn labels(self) -> (bool, bool, bool) {
+        match self {
+            Metric::Requests => (true, true, true),
+            Metric::InputTokens | Metric::OutputTokens => (true, true, false),
+            Metric::CacheLookups | Metric::CacheStores | Metric::RateLimited | Metric::RateLimitServiceErrors => {
+                (true, false, false)
+            }
+            Metric::UpstreamDuration | Metric::UpstreamAttempts | Metric::UpstreamFirstByte => (false, true, true),
+            Metric::HostCalls | Metric::Callbacks => (false, false, false),
+        }
+    }
+
+    pub fn kind(self) -> MetricKind {
+        match self {
+            Metric::UpstreamDuration | Metric::UpstreamFirstByte => MetricKind::Histogram,
+            _ => MetricKind::Counter,
+        }
+    }
+}
+
+/// One series of one metric, its labels borrowed: `detail` is the label from a fixed list
+/// (`outcome`, `result` or `limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Series<'a> {
+    pub metric: Metric,
+    pub key_id: &'a str,
+    pub model: &'a str,
+    pub upstream: &'a str,
+    pub detail: &'static str,
+}
+
+impl Series<'_> {
+    /// A series without labels.
+    pub const fn plain(metric: Metric) -> Series<'static> {
+        Series { metric, key_id: "", model: "", upstream: "", detail: "" }
+    }
+
+    /// The series' name as Envoy knows it, labels inside (`ai_gateway_requests_total;key_id=...`).
+    pub fn name(&self) -> String {
+        let (key_id, model, upstream, detail) =
+            (label(self.key_id), label(self.model), label(self.upstream), self.detail);
+        match self.metric {
+            Metric::Requests => {
+                format!("ai_gateway_requests_total;key_id={key_id};model={model};upstream={upstream};outcome={detail}")
+            }
+            Metric::InputTokens => format!("ai_gateway_input_tokens_total;key_id={key_id};model={model}"),
+            Metric::OutputTokens => format!("ai_gateway_output_tokens_total;key_id={key_id};model={model}"),
+            Metric::CacheLookups => format!("ai_gateway_cache_lookups_total;key_id={key_id};result={detail}"),
+            Metric::CacheStores => format!("ai_gateway_cache_stores_total;key_id={key_id};result={detail}"),
+            Metric::RateLimited => format!("ai_gateway_rate_limited_total;key_id={key_id};limit={detail}"),
+            Metric::RateLimitServiceErrors => {
+                format!("ai_gateway_rate_limit_service_errors_total;key_id={key_id};result={detail}")
+            }
+            Metric::UpstreamDuration => format!("ai_gateway_upstream_duration_ms;model={model};upstream={upstream}"),
+            Metric::UpstreamAttempts => {
+                format!("ai_gateway_upstream_attempts_total;model={model};upstream={upstream}")
+            }
+            Metric::UpstreamFirstByte => {
+                format!("ai_gateway_upstream_first_byte_ms;model={model};upstream={upstream}")
+            }
+            Metric::HostCalls => HOST_CALLS_METRIC.to_owned(),
+            Metric::Callbacks => CALLBACKS_METRIC.to_owned(),
+        }
+    }
+}
+
+/// Every series one finished request changes, and by how much (a histogram's sample), in order.
+pub fn each_series<'a>(summary: &'a RequestSummary, mut change: impl FnMut(Series<'a>, u64)) {
+    let Some(outcome) = summary.outcome else { return };
+    let key_id = summary.key_id.as_deref().unwrap_or("none");
+    let model = summary.model.as_deref().unwrap_or("none");
+    let upstream = summary.upstream.as_deref().unwrap_or("none");
+    let mut series = |metric: Metric, detail, value| {
+        // Only the labels the metric carries: requests alike in those share its series.
+        let (with_key, with_model, with_upstream) = metric.labels();
+        let pick = |used: bool, label: &'a str| if used { label } else { "" };
+        let series = Series {
+            metric,
+            key_id: pick(with_key, key_id),
+            model: pick(with_model, model),
+            upstream: pick(with_upstream, upstream),
+            detail,
+        };
+        change(series, value)
+    };
+    series(Metric::Requests, outcome.name(), 1);
     if let Some(usage) = summary.usage {
-        let series = |direction: &str| format!("ai_gateway_{direction}_tokens_total;key_id={key_id};model={model}");
-        out.push(counter(series("input"), usage.input_tokens));
-        out.push(counter(series("output"), usage.output_tokens));
+        series(Metric::InputTokens, "", usage.input_tokens);
+        series(Metric::OutputTokens, "", usage.output_tokens);
     }
     if let Some(cache) = summary.cache {
-        out.push(counter(format!("ai_gateway_cache_lookups_total;key_id={key_id};result={}", cache.name()), 1));
+        series(Metric::CacheLookups, cache.name(), 1);
     }
     if let Some(stored) = summary.cache_store.and_then(Stored::name) {
-        out.push(counter(format!("ai_gateway_cache_stores_total;key_id={key_id};result={stored}"), 1));
+        series(Metric::CacheStores, stored, 1);
     }
     if let Some(limit) = summary.refused_by {
-        out.push(counter(format!("ai_gateway_rate_limited_total;key_id={key_id};limit={}", limit.name()), 1));
+        series(Metric::RateLimited, limit.name(), 1);
     }
     if let Some(failure) = summary.service_failure {
-        out.push(counter(
-            format!("ai_gateway_rate_limit_service_errors_total;key_id={key_id};result={}", failure.name()),
-            1,
-        ));
+        series(Metric::RateLimitServiceErrors, failure.name(), 1);
     }
     if let Some(ms) = summary.upstream_ms {
-        out.push(histogram(format!("ai_gateway_upstream_duration_ms;model={model};upstream={upstream}"), ms));
+        series(Metric::UpstreamDuration, "", ms);
     }
     if let Some(attempts) = summary.attempts {
-        out.push(counter(
-            format!("ai_gateway_upstream_attempts_total;model={model};upstream={upstream}"),
-            u64::from(attempts),
-        ));
+        series(Metric::UpstreamAttempts, "", u64::from(attempts));
     }
     if let Some(ms) = summary.first_byte_ms {
-        out.push(histogram(format!("ai_gateway_upstream_first_byte_ms;model={model};upstream={upstream}"), ms));
+        series(Metric::UpstreamFirstByte, "", ms);
     }
+}
+
+/// The updates one finished request makes, named.
+pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
+    let mut out = Vec::new();
+    each_series(summary, |series, value| {
+        out.push(MetricUpdate { name: series.name(), kind: series.metric.kind(), value });
+    });
     out
 }
 

@@ -9,6 +9,15 @@ pub trait HeaderMap {
     fn set(&mut self, name: &str, value: &str);
     fn remove(&mut self, name: &str);
     fn names(&mut self) -> Vec<String>;
+    /// The names `wanted` picks, in order, repeats kept: unlike [`HeaderMap::names`], nothing is
+    /// copied for the names left out (the hot paths look for a few among many).
+    fn names_where(&mut self, wanted: &mut dyn FnMut(&str) -> bool) -> Vec<String>;
+}
+
+/// Whether a header name starts with `prefix`, ignoring ASCII case (Envoy lowercases names; a
+/// client's spelling never matters).
+pub fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.as_bytes().get(..prefix.len()).is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// The time, read only when something needs it.

@@ -4,7 +4,7 @@
 //! is removed. See docs/configuration.md, "Headers sent to providers".
 
 use crate::config::GATEWAY_HEADER_PREFIX;
-use crate::ports::HeaderMap;
+use crate::ports::{has_prefix, HeaderMap};
 
 /// Client headers every provider receives: how to read the request, and which API version and beta
 /// features to answer with. They can change the answer, so they are part of the cache key.
@@ -59,7 +59,12 @@ pub fn treatment(name: &str, allowed: &[String], cluster_header: &str) -> Treatm
 /// Removes every header the upstream must not see. Returns the forwarded headers that may change the
 /// answer, as `(name, value)` sorted by name (repeats kept in order), for the cache key.
 pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &str) -> Vec<(String, String)> {
-    let mut names = headers.names();
+    // Names are lowercase as Envoy keeps them; another spelling is lowercased before it is judged.
+    let judged = |name: &str| match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => treatment(&name.to_ascii_lowercase(), allowed, cluster_header),
+        false => treatment(name, allowed, cluster_header),
+    };
+    let mut names = headers.names_where(&mut |name| judged(name) != Treatment::Proxy);
     names.sort();
     names.dedup();
     let mut answer_changing = Vec::new();
@@ -79,7 +84,7 @@ pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &s
 /// Provider response headers a client never receives: they describe the provider account the
 /// gateway uses (its rate limits, its organization) or set its cookies. The gateway's own
 /// `x-ratelimit-*` headers describe the client's key instead.
-pub fn provider_headers_to_remove(names: Vec<String>) -> Vec<String> {
+pub fn provider_headers_to_remove(headers: &mut dyn HeaderMap) -> Vec<String> {
     const PREFIXES: [&str; 7] = [
         "x-ai-gateway-",
         "x-ratelimit",
@@ -89,14 +94,13 @@ pub fn provider_headers_to_remove(names: Vec<String>) -> Vec<String> {
         "openai-project",
         "anthropic-organization",
     ];
-    const NAMES: [&str; 2] = ["set-cookie", "set-cookie2"];
-    let mut removed: Vec<String> = names
-        .into_iter()
-        .filter(|name| {
-            let lower = name.to_ascii_lowercase();
-            PREFIXES.iter().any(|prefix| lower.starts_with(prefix)) || NAMES.contains(&lower.as_str())
-        })
-        .collect();
+    // `x-envoy-ratelimited` from a provider (one behind an Envoy) would make Envoy's retry policy
+    // skip its 429, ending a fallback chain: the upstream filter removes it before the router sees
+    // it, and no client ever sees it.
+    const NAMES: [&str; 3] = ["set-cookie", "set-cookie2", "x-envoy-ratelimited"];
+    let mut removed = headers.names_where(&mut |name| {
+        PREFIXES.iter().any(|prefix| has_prefix(name, prefix)) || NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+    });
     removed.sort();
     removed.dedup();
     removed
@@ -149,8 +153,10 @@ mod tests {
             "retry-after",
             "x-request-id",
             "content-type",
+            "x-envoy-ratelimited",
         ];
-        let removed = provider_headers_to_remove(names.iter().map(|n| n.to_string()).collect());
+        let mut headers = FakeHeaders::new(&names.map(|name| (name, "v")));
+        let removed = provider_headers_to_remove(&mut headers);
         let expected = [
             "Set-Cookie",
             "anthropic-ratelimit-tokens-remaining",
@@ -158,6 +164,7 @@ mod tests {
             "openai-organization-id",
             "ratelimit-policy",
             "set-cookie",
+            "x-envoy-ratelimited",
             "x-ratelimit-remaining-requests",
         ];
         assert_eq!(removed, expected);

@@ -266,7 +266,8 @@ fn behavior_in_path(path: &str) -> (Option<String>, String) {
     }
 }
 
-/// A provider failing (503) or throttling (429, with `retry-after: 7`), in the API of the path.
+/// A provider failing (503) or throttling (429, with `retry-after: 7` and `x-envoy-ratelimited`), in
+/// the API of the path.
 fn provider_error(state: &MockState, path: &str, behavior: &str) -> Response {
     let (status, kind, message) = match behavior {
         "status-429" => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "mock: slow down"),
@@ -279,6 +280,8 @@ fn provider_error(state: &MockState, path: &str, behavior: &str) -> Response {
     let mut response = respond(state, status, "application/json", Body::from(error.to_string()));
     if status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert("retry-after", HeaderValue::from_static("7"));
+        // As a provider behind its own Envoy sends it: Envoy would not retry such a 429.
+        response.headers_mut().insert("x-envoy-ratelimited", HeaderValue::from_static("true"));
     }
     response
 }

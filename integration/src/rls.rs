@@ -181,23 +181,28 @@ pub fn filter_document(text: &str) -> Result<String, String> {
     if value.get("keys").is_some() || value.get("models").is_some() {
         return Ok(text.to_owned());
     }
-    let mut found = None;
+    let mut found = Vec::new();
     find_filter_configuration(&value, &mut found);
-    found.ok_or_else(|| {
-        "no `ai_gateway` filter with an inline configuration in this Envoy config or EnvoyFilter".to_owned()
-    })
+    found.dedup();
+    match found.len() {
+        0 => Err("no `ai_gateway` filter with an inline configuration in this Envoy config or EnvoyFilter".to_owned()),
+        1 => Ok(found.remove(0)),
+        n => Err(format!(
+            "{n} different `ai_gateway` filter configurations in this file (one per listener?): a rate limit \
+             service configuration is generated from one; pass each filter's JSON configuration on its own"
+        )),
+    }
 }
 
-fn find_filter_configuration(value: &Value, found: &mut Option<String>) {
-    if found.is_some() {
-        return;
-    }
+fn find_filter_configuration(value: &Value, found: &mut Vec<String>) {
     match value {
         Value::Object(object) => {
             let wasm = &value["typed_config"]["config"];
             if object.get("name").and_then(Value::as_str) == Some("ai_gateway") || wasm["name"] == "ai_gateway" {
                 if let Some(document) = wasm["configuration"]["value"].as_str() {
-                    *found = Some(document.to_owned());
+                    if !found.iter().any(|seen| seen == document) {
+                        found.push(document.to_owned());
+                    }
                     return;
                 }
             }
@@ -214,4 +219,30 @@ pub fn service_config_of(text: &str, domain: Option<&str>) -> Result<(String, bo
     let config = Config::parse(filter_document(text)?.as_bytes()).map_err(|e| e.to_string())?;
     let yaml = service_config(&config, domain.unwrap_or(&config.quota.domain))?;
     Ok((yaml, config.quota.mode == QuotaMode::Global))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envoy_config(values: &[&str]) -> String {
+        let filters: Vec<Value> = values
+            .iter()
+            .map(|value| {
+                serde_json::json!({ "name": "ai_gateway", "typed_config": { "config": { "name": "ai_gateway",
+                    "configuration": { "value": value } } } })
+            })
+            .collect();
+        serde_json::json!({ "static_resources": { "listeners": filters } }).to_string()
+    }
+
+    #[test]
+    fn one_configuration_is_found_and_several_different_ones_are_refused() {
+        let one = r#"{"keys": []}"#;
+        assert_eq!(filter_document(&envoy_config(&[one])).unwrap(), one);
+        assert_eq!(filter_document(&envoy_config(&[one, one])).unwrap(), one, "the same one on two listeners");
+        let error = filter_document(&envoy_config(&[one, r#"{"keys": [1]}"#])).unwrap_err();
+        assert!(error.contains("2 different"), "{error}");
+        assert!(filter_document("{}").unwrap_err().contains("no `ai_gateway` filter"));
+    }
 }

@@ -61,9 +61,10 @@ async fn metrics_access_log_and_logs_match_a_known_mix_of_traffic_and_hold_no_se
     assert_eq!(send(LIMITED_OPENAI, limited("b"), "obs-9").await, 200);
     assert_eq!(send(LIMITED_OPENAI, limited("c"), "obs-10").await, 429);
 
-    // Counters are immediate; histograms appear at the next stats flush (1 s in the test config).
+    // The filter's workers flush their metrics every second; histograms then appear at Envoy's next
+    // stats flush (1 s in the test config).
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = gateway.envoy.admin("/stats/prometheus");
+    let mut text = prometheus(&gateway.envoy);
     let flushed =
         |text: &str| series(text, "ai_gateway_upstream_duration_ms_count").iter().map(|(_, v)| v).sum::<f64>() >= 4.0;
     while !flushed(&text) && Instant::now() < deadline {

@@ -81,7 +81,7 @@ async fn failures_get_correct_statuses_and_settle_their_reservations() {
     );
     drained(&envoy).await;
 
-    let metrics = envoy.admin("/stats/prometheus");
+    let metrics = prometheus(&envoy);
     let upstream_errors: f64 = metrics
         .lines()
         .filter(|l| l.starts_with("ai_gateway_requests_total{") && l.contains("outcome=\"upstream_error\""))

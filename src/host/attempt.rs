@@ -1,10 +1,9 @@
 //! The upstream filter of fallback chains (role `upstream`): one attempt, rewritten for the
 //! provider Envoy chose, with the answer translated back.
 
-use super::{clear_request_trailers, internal_error, io, log, property, respond, HostClock, HostHeaders};
+use super::{calls, clear_request_trailers, internal_error, io, log, respond, HostClock, HostHeaders};
 use ai_gateway_core::config::Config;
 use ai_gateway_core::flow::{AttemptFlow, AttemptTarget, BodyAction, HeadersAction, ATTEMPT_HEADERS_PROPERTY};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 use std::rc::Rc;
@@ -28,11 +27,11 @@ impl AttemptHttp {
     }
 
     fn decide_on_request(&mut self, has_trailers: bool) -> Action {
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let body = calls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX);
         let target = AttemptTarget {
-            cluster: property(&["xds", "cluster_name"]),
-            provider: property(&["xds", "upstream_host_metadata", "filter_metadata", "ai_gw", "provider"]),
-            request_headers: property(&[ATTEMPT_HEADERS_PROPERTY]),
+            cluster: calls::get_property(&["xds", "cluster_name"]),
+            provider: calls::get_property(&["xds", "upstream_host_metadata", "filter_metadata", "ai_gw", "provider"]),
+            request_headers: calls::get_property(&[ATTEMPT_HEADERS_PROPERTY]),
         };
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
         let action = self.flow.on_request_body(&mut io(&mut headers, &HostClock::default()), &body, &target);
@@ -40,7 +39,7 @@ impl AttemptHttp {
         match action {
             BodyAction::Forward { new_body } => {
                 if let Some(new_body) = new_body {
-                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
+                    if calls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
                         log(LogLevel::Error, "ai-gateway: could not replace the request body of an attempt");
                         return respond(internal_error());
                     }
@@ -57,22 +56,34 @@ impl AttemptHttp {
         if !(self.read_response_body || self.hold_response_body) {
             return;
         }
-        let chunk =
-            hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default();
+        let chunk = calls::get_buffer(BufferType::HttpResponseBody, 0, body_size);
         let action = self.flow.on_response_body(&chunk, end_of_stream);
         self.read_response_body = action.read_body;
         if let Some(bytes) = action.replace {
-            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
+            if calls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
                 log(LogLevel::Error, "ai-gateway: could not replace a response body chunk of an attempt");
             }
         }
     }
 }
 
-impl Context for AttemptHttp {}
+impl Context for AttemptHttp {
+    fn on_done(&mut self) -> bool {
+        calls::callback();
+        true
+    }
+}
+
+/// The context's deletion is Envoy's last callback for the request.
+impl Drop for AttemptHttp {
+    fn drop(&mut self) {
+        calls::callback();
+    }
+}
 
 impl HttpContext for AttemptHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
         let action = self.flow.on_request_headers(&mut io(&mut headers, &HostClock::default()));
         self.flush_logs();
@@ -85,6 +96,7 @@ impl HttpContext for AttemptHttp {
     }
 
     fn on_http_request_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         if end_of_stream {
             return self.decide_on_request(false);
         }
@@ -92,10 +104,12 @@ impl HttpContext for AttemptHttp {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        calls::callback();
         self.decide_on_request(true)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        calls::callback();
         let mut headers = HostHeaders::new(MapType::HttpResponseHeaders);
         let action = self.flow.on_response_headers(&mut headers);
         action.apply_to(&mut headers);
@@ -105,6 +119,7 @@ impl HttpContext for AttemptHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         if self.hold_response_body && !end_of_stream {
             return Action::Pause;
         }
@@ -113,6 +128,7 @@ impl HttpContext for AttemptHttp {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        calls::callback();
         let buffered = if self.hold_response_body { usize::MAX } else { 0 };
         self.pass_response_body(buffered, true);
         Action::Continue

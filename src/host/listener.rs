@@ -1,17 +1,19 @@
 //! The listener's filter (role `downstream`): carries out the request flow's decisions on the
 //! host, for requests from clients.
 
-use super::{clear_request_trailers, emit, internal_error, io, log, respond, HostClock, HostHeaders, HostStore};
+use super::{calls, clear_request_trailers, emit, internal_error, io, log, respond, HostClock, HostHeaders, HostStore};
 use ai_gateway_core::config::Config;
 use ai_gateway_core::flow::{BodyAction, BodyProgress, HeadersAction, RequestFlow};
-use ai_gateway_core::metrics::{self, RequestSummary};
-use proxy_wasm::hostcalls;
+use ai_gateway_core::metrics::RequestSummary;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 use std::rc::Rc;
 
 pub(super) struct GatewayHttp {
     flow: RequestFlow,
+    /// The request headers, read from Envoy once and kept from the headers callback to the body's:
+    /// while the filter holds the request, only the filter changes them.
+    request_headers: HostHeaders,
     /// Whether the flow needs the response body's chunks (its last decision said so).
     read_response_body: bool,
     /// Whether the response body is held until it has arrived whole (a translated JSON answer).
@@ -20,13 +22,18 @@ pub(super) struct GatewayHttp {
 
 impl GatewayHttp {
     pub(super) fn new(config: Option<Rc<Config>>, random: u64) -> Self {
-        GatewayHttp { flow: RequestFlow::new(config, random), read_response_body: false, hold_response_body: false }
+        GatewayHttp {
+            flow: RequestFlow::new(config, random),
+            request_headers: HostHeaders::new(MapType::HttpRequestHeaders),
+            read_response_body: false,
+            hold_response_body: false,
+        }
     }
 
     /// Sets the filter-state properties and writes the log lines the flow produced.
     fn flush(&mut self) {
         for (name, value) in self.flow.take_properties() {
-            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+            let _ = calls::set_property(name, value.as_bytes());
         }
         for line in self.flow.take_logs() {
             log(LogLevel::Info, &line);
@@ -35,8 +42,8 @@ impl GatewayHttp {
 
     fn finish(&mut self) {
         let summary: Option<RequestSummary> = self.flow.on_done(&HostStore, &HostClock::default());
-        for update in summary.iter().flat_map(metrics::updates) {
-            emit(&update);
+        if let Some(summary) = summary {
+            emit(&summary);
         }
         self.flush();
     }
@@ -44,20 +51,19 @@ impl GatewayHttp {
     /// The request has ended: reads the whole buffered body and carries out the flow's decision.
     /// Nothing but `Forward` lets the request continue to a cluster.
     fn decide_on_request(&mut self, has_trailers: bool) -> Action {
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX).ok().flatten().unwrap_or_default();
-        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        let action = self.flow.on_request_body(&mut io(&mut headers, &HostClock::default()), &body);
+        let body = calls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX);
+        let action = self.flow.on_request_body(&mut io(&mut self.request_headers, &HostClock::default()), &body);
         self.flush();
         match action {
             BodyAction::Forward { new_body } => {
                 if let Some(new_body) = new_body {
-                    if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
+                    if calls::set_buffer(BufferType::HttpRequestBody, 0, body.len(), &new_body).is_err() {
                         log(LogLevel::Error, "ai-gateway: could not replace the request body");
                         return respond(internal_error());
                     }
                 }
                 clear_request_trailers(has_trailers);
-                if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
+                if calls::call_foreign_function("clear_route_cache").is_err() {
                     log(LogLevel::Error, "ai-gateway: clear_route_cache failed; refusing rather than misrouting");
                     return respond(internal_error());
                 }
@@ -72,27 +78,38 @@ impl GatewayHttp {
     /// client's bytes in its place when the flow changed them.
     fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
         let chunk = match self.read_response_body || self.hold_response_body {
-            true => {
-                hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size).ok().flatten().unwrap_or_default()
-            }
+            true => calls::get_buffer(BufferType::HttpResponseBody, 0, body_size),
             false => Vec::new(),
         };
         let action = self.flow.on_response_body(&chunk, end_of_stream);
         self.read_response_body = action.read_body;
         if let Some(bytes) = action.replace {
-            if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
+            if calls::set_buffer(BufferType::HttpResponseBody, 0, chunk.len(), &bytes).is_err() {
                 log(LogLevel::Error, "ai-gateway: could not replace a response body chunk");
             }
         }
     }
 }
 
-impl Context for GatewayHttp {}
+impl Context for GatewayHttp {
+    fn on_done(&mut self) -> bool {
+        calls::callback();
+        true
+    }
+}
+
+/// The context's deletion is Envoy's last callback for the request.
+impl Drop for GatewayHttp {
+    fn drop(&mut self) {
+        calls::callback();
+    }
+}
 
 impl HttpContext for GatewayHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        let action = self.flow.on_request_headers(&mut io(&mut headers, &HostClock::default()), end_of_stream);
+        calls::callback();
+        let action =
+            self.flow.on_request_headers(&mut io(&mut self.request_headers, &HostClock::default()), end_of_stream);
         self.flush();
         match action {
             HeadersAction::ReadBody => Action::Pause,
@@ -101,11 +118,12 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         if end_of_stream {
             return self.decide_on_request(false);
         }
-        let mut headers = HostHeaders::new(MapType::HttpRequestHeaders);
-        let progress = self.flow.on_request_body_progress(&mut io(&mut headers, &HostClock::default()), body_size);
+        let progress =
+            self.flow.on_request_body_progress(&mut io(&mut self.request_headers, &HostClock::default()), body_size);
         self.flush();
         match progress {
             BodyProgress::KeepReading => Action::Pause,
@@ -117,10 +135,12 @@ impl HttpContext for GatewayHttp {
     /// trailers that Envoy keeps). Without this the SDK's default would let the held request go
     /// upstream undecided.
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        calls::callback();
         self.decide_on_request(true)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         let clock = HostClock::default();
         let mut headers = HostHeaders::new(MapType::HttpResponseHeaders);
         let action = self.flow.on_response_headers(&mut headers, &clock, end_of_stream);
@@ -134,6 +154,7 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        calls::callback();
         if self.hold_response_body && !end_of_stream {
             // Envoy buffers it; the whole body is read once, at its end.
             return Action::Pause;
@@ -149,6 +170,7 @@ impl HttpContext for GatewayHttp {
     /// Response trailers end the response (HTTP/2 and gRPC-style upstreams): a held body is handed
     /// over whole now, then the request is settled.
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        calls::callback();
         // A held body is still buffered: read it whole (the size is capped by what is there).
         let buffered = if self.hold_response_body { usize::MAX } else { 0 };
         self.pass_response_body(buffered, true);
@@ -157,6 +179,7 @@ impl HttpContext for GatewayHttp {
     }
 
     fn on_log(&mut self) {
+        calls::callback();
         self.finish();
     }
 }

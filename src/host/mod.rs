@@ -4,24 +4,23 @@
 //! [`listener`] is the listener's filter, [`attempt`] the upstream filter of fallback chains.
 
 mod attempt;
+mod calls;
 mod listener;
 
 use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
 use ai_gateway_core::config::{Config, Role};
 use ai_gateway_core::flow::{Io, LocalReply};
-use ai_gateway_core::metrics::{MetricKind, MetricUpdate};
+use ai_gateway_core::metrics::{Metric, MetricKind, PendingMetrics, RequestSummary, Series};
 use ai_gateway_core::ports::{Clock, HeaderMap, ResponseInfo, SharedStore, StoreError};
 use ai_gateway_core::quota;
 use ai_gateway_core::routing::next_random;
 use attempt::AttemptHttp;
 use listener::GatewayHttp;
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -29,41 +28,60 @@ proxy_wasm::main! {{
 }}
 
 fn log(level: LogLevel, message: &str) {
-    // Logging can only fail if the host is gone; there is nowhere else to report it.
-    let _ = hostcalls::log(level, message);
+    calls::log(level, message);
 }
 
 fn now_ns() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
+    calls::get_current_time()
         .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |elapsed| u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// How often each worker hands its gathered metrics to Envoy.
+const METRICS_FLUSH_PERIOD: Duration = Duration::from_secs(1);
+
 thread_local! {
-    /// Metric ids by name, defined on first use (one VM per worker thread).
-    static METRIC_IDS: RefCell<HashMap<String, u32>> = RefCell::new(HashMap::new());
+    /// What finished requests added to the metrics since the last flush (one VM per worker thread).
+    static PENDING_METRICS: RefCell<PendingMetrics> = RefCell::new(PendingMetrics::default());
+    /// Set when Envoy gave no timer: every request flushes its own metrics.
+    static FLUSH_EVERY_REQUEST: Cell<bool> = const { Cell::new(false) };
 }
 
-fn emit(update: &MetricUpdate) {
-    METRIC_IDS.with(|ids| {
-        let mut ids = ids.borrow_mut();
-        let id = match ids.get(&update.name) {
-            Some(id) => *id,
-            None => {
-                let kind = match update.kind {
-                    MetricKind::Counter => MetricType::Counter,
-                    MetricKind::Histogram => MetricType::Histogram,
-                };
-                let Ok(id) = hostcalls::define_metric(kind, &update.name) else { return };
-                ids.insert(update.name.clone(), id);
-                id
+/// Gathers a finished request's metrics; they reach Envoy at the next flush.
+fn emit(summary: &RequestSummary) {
+    PENDING_METRICS.with(|pending| pending.borrow_mut().add_request(summary));
+    if FLUSH_EVERY_REQUEST.with(Cell::get) {
+        flush_metrics();
+    }
+}
+
+/// Hands the gathered metrics to Envoy, with this worker's count of host calls and callbacks.
+fn flush_metrics() {
+    PENDING_METRICS.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        let (host_calls, callbacks) = calls::take_counts();
+        pending.add(Series::plain(Metric::HostCalls), host_calls);
+        pending.add(Series::plain(Metric::Callbacks), callbacks);
+        pending.flush(|series| {
+            let id = match *series.host_id {
+                Some(id) => id,
+                None => {
+                    let kind = match series.kind {
+                        MetricKind::Counter => MetricType::Counter,
+                        MetricKind::Histogram => MetricType::Histogram,
+                    };
+                    let Ok(id) = calls::define_metric(kind, series.name) else { return };
+                    *series.host_id = Some(id);
+                    id
+                }
+            };
+            if series.total > 0 {
+                let _ = calls::increment_metric(id, i64::try_from(series.total).unwrap_or(i64::MAX));
             }
-        };
-        let _ = match update.kind {
-            MetricKind::Counter => hostcalls::increment_metric(id, i64::try_from(update.value).unwrap_or(i64::MAX)),
-            MetricKind::Histogram => hostcalls::record_metric(id, update.value),
-        };
+            for &sample in series.samples {
+                let _ = calls::record_metric(id, sample);
+            }
+        });
     });
 }
 
@@ -73,21 +91,22 @@ struct HostClock(Cell<Option<u64>>);
 
 impl Clock for HostClock {
     fn now_ns(&self) -> u64 {
-        *self.0.get().get_or_insert_with(now_ns)
+        // `Cell::get` copies: the time read is stored back, so the host is asked once.
+        match self.0.get() {
+            Some(now) => now,
+            None => {
+                let now = now_ns();
+                self.0.set(Some(now));
+                now
+            }
+        }
     }
 }
 
 impl ResponseInfo for HostClock {
     fn code_details(&self) -> Option<String> {
-        property(&["response", "code_details"])
+        calls::get_property(&["response", "code_details"])
     }
-}
-
-/// A property of the stream as text; `None` when it is absent or the host refused (the SDK's own
-/// `get_property` panics on host errors other than not-found).
-fn property(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok().flatten()?;
-    String::from_utf8(bytes).ok().filter(|text| !text.is_empty())
 }
 
 /// The request or response headers of the current HTTP context. The whole map is read from the
@@ -106,7 +125,7 @@ impl HostHeaders {
     fn snapshot(&mut self) -> &mut Vec<(String, Vec<u8>)> {
         let map = self.map;
         // Bytes, not String: the SDK's String variants panic on non-UTF-8 header values.
-        self.snapshot.get_or_insert_with(|| hostcalls::get_map_bytes(map).unwrap_or_default())
+        self.snapshot.get_or_insert_with(|| calls::get_map_bytes(map))
     }
 }
 
@@ -122,7 +141,7 @@ impl HeaderMap for HostHeaders {
     }
 
     fn set(&mut self, name: &str, value: &str) {
-        if hostcalls::set_map_value(self.map, name, Some(value)).is_err() {
+        if calls::set_map_value(self.map, name, Some(value)).is_err() {
             log(LogLevel::Warn, &format!("ai-gateway: could not set header {name}"));
         }
         if let Some(snapshot) = &mut self.snapshot {
@@ -134,7 +153,7 @@ impl HeaderMap for HostHeaders {
     fn remove(&mut self, name: &str) {
         let present = self.snapshot().iter().any(|(n, _)| n == name);
         if present {
-            if hostcalls::remove_map_value(self.map, name).is_err() {
+            if calls::remove_map_value(self.map, name).is_err() {
                 log(LogLevel::Warn, &format!("ai-gateway: could not remove header {name}"));
             }
             self.snapshot().retain(|(n, _)| n != name);
@@ -144,6 +163,10 @@ impl HeaderMap for HostHeaders {
     fn names(&mut self) -> Vec<String> {
         self.snapshot().iter().map(|(name, _)| name.clone()).collect()
     }
+
+    fn names_where(&mut self, wanted: &mut dyn FnMut(&str) -> bool) -> Vec<String> {
+        self.snapshot().iter().filter(|(name, _)| wanted(name)).map(|(name, _)| name.clone()).collect()
+    }
 }
 
 /// Envoy's shared data for this VM id.
@@ -151,11 +174,11 @@ struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        hostcalls::get_shared_data(key).unwrap_or((None, None))
+        calls::get_shared_data(key)
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
+        match calls::set_shared_data(key, value, cas) {
             Ok(()) => Ok(()),
             Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
             Err(_) => Err(StoreError::Failed),
@@ -174,8 +197,7 @@ impl Context for GatewayRoot {}
 
 impl RootContext for GatewayRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let document =
-            hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX).ok().flatten().unwrap_or_default();
+        let document = calls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX);
         match Config::parse(&document) {
             Ok(config) => {
                 if config.role == Role::Downstream {
@@ -183,6 +205,10 @@ impl RootContext for GatewayRoot {
                 }
                 self.random_state.set(self.random_state.get() ^ now_ns());
                 self.config = Some(Rc::new(config));
+                if calls::set_tick_period(METRICS_FLUSH_PERIOD).is_err() {
+                    log(LogLevel::Warn, "ai-gateway: no timer: metrics are flushed after every request");
+                    FLUSH_EVERY_REQUEST.with(|every| every.set(true));
+                }
                 true
             }
             Err(error) => {
@@ -192,7 +218,13 @@ impl RootContext for GatewayRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        calls::callback();
+        flush_metrics();
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        calls::callback();
         if self.config.as_ref().is_some_and(|config| config.role == Role::Upstream) {
             return Some(Box::new(AttemptHttp::new(self.config.clone())));
         }
@@ -211,7 +243,7 @@ impl RootContext for GatewayRoot {
 /// when the request has some. Touching the map of a request without trailers would add them.
 fn clear_request_trailers(has_trailers: bool) {
     if has_trailers {
-        let _ = hostcalls::set_map(MapType::HttpRequestTrailers, vec![]);
+        let _ = calls::set_map(MapType::HttpRequestTrailers, vec![]);
     }
 }
 
@@ -224,7 +256,7 @@ fn internal_error() -> LocalReply {
 /// Sends a local reply and stops the request from going upstream.
 fn respond(reply: LocalReply) -> Action {
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
-    if hostcalls::send_http_response(u32::from(reply.status), headers, Some(&reply.body)).is_err() {
+    if calls::send_http_response(u32::from(reply.status), headers, &reply.body).is_err() {
         log(LogLevel::Error, "ai-gateway: could not send a local reply");
     }
     Action::Pause

@@ -22,6 +22,8 @@ pub enum Problem {
     },
     UnknownModelInAllowList(String),
     ZeroLimit,
+    /// A limit over 2^32 - 1 with `quota.mode: global`.
+    LimitTooLargeForService,
     UnknownUpstream(String),
     RouteNeedsUpstreamOrTargets,
     RouteHasBothUpstreamAndTargets,
@@ -79,6 +81,11 @@ impl fmt::Display for ConfigError {
                 write!(f, "{name:?} is not a model in `models` (end an entry with `*` to match by prefix)")
             }
             Problem::ZeroLimit => write!(f, "limits must be positive integers"),
+            Problem::LimitTooLargeForService => write!(
+                f,
+                "with `quota.mode: global` a limit is at most 4294967295 (the rate limit service counts in 32 bits); \
+                 use a shorter window (tokens_per_hour rather than tokens_per_day)"
+            ),
             Problem::UnknownUpstream(name) => write!(f, "no upstream named {name:?} in `upstreams`"),
             Problem::RouteNeedsUpstreamOrTargets => write!(f, "a model route needs `upstream` or `targets`"),
             Problem::RouteHasBothUpstreamAndTargets => {

@@ -217,7 +217,14 @@ impl Config {
 
         let quota = validate_quota(raw.quota)?;
         if quota.mode == QuotaMode::Global {
-            keys.iter_mut().for_each(|key| key.requests_counted_globally = true);
+            for (i, key) in keys.iter_mut().enumerate() {
+                // The rate limit service's protocol counts in 32 bits (`requests_per_unit`).
+                if let Some(limit) = key.limits.iter().find(|limit| limit.amount > u64::from(u32::MAX)) {
+                    let field = format!("keys[{i}].limits.{}", limit.kind.name());
+                    return Err(ConfigError::new(field, Problem::LimitTooLargeForService));
+                }
+                key.requests_counted_globally = true;
+            }
         }
         let cache = raw.cache.map(validate_cache).transpose()?;
         let retry = fallback::validate_retry(raw.retry)?;

@@ -287,3 +287,16 @@ fn inconsistent_chains_and_retry_policies_are_rejected_naming_the_field() {
     document["models"]["n"]["fallbacks"] = json!([ { "upstream": "b", "model": "other" }, { "upstream": "c" } ]);
     assert!(parse(&document).is_ok(), "the same upstreams, other model names: fine");
 }
+
+#[test]
+fn global_limits_fit_the_rate_limit_services_32_bits() {
+    let mut document = chain_document();
+    document["keys"][0]["limits"] = json!({ "tokens_per_day": 5_000_000_000u64 });
+    assert!(parse(&document).is_ok(), "local mode counts in 64 bits");
+    document["quota"] = json!({ "mode": "global" });
+    let error = parse(&document).unwrap_err();
+    assert_eq!(error.field, "keys[0].limits.tokens_per_day");
+    assert!(error.to_string().contains("4294967295"), "{error}");
+    document["keys"][0]["limits"] = json!({ "tokens_per_day": 4_294_967_295u64 });
+    assert!(parse(&document).is_ok());
+}

@@ -132,7 +132,7 @@ impl AttemptFlow {
         let State::Sent { upstream, translation, translator } = &mut self.state else {
             return ResponseHeadersAction::default();
         };
-        let mut remove = upstream_headers::provider_headers_to_remove(headers.names());
+        let mut remove = upstream_headers::provider_headers_to_remove(headers);
         let set = vec![(UPSTREAM_HEADER, upstream.clone())];
         let Some((translation, client)) = translation else {
             return ResponseHeadersAction { remove, set, read_body: false, hold_body: false };

@@ -30,6 +30,8 @@ pub const SERVICE_ERROR_DETAILS: &str = "rate_limiter_error";
 /// The filter-state property holding the tokens a request is charged, read by Envoy's rate limit
 /// filter (`hits_addend: %FILTER_STATE(wasm.ai_gw_tokens:PLAIN)%`) when the stream is done.
 pub const TOKENS_PROPERTY: &str = "ai_gw_tokens";
+/// The largest `hits_addend` Envoy's rate limit filter sends (it drops a descriptor beyond).
+const MAX_HITS_ADDEND: u64 = 1_000_000_000;
 
 /// Envoy's count of upstream attempts, on responses of routes with
 /// `include_attempt_count_in_response` (the shipped configs).
@@ -188,7 +190,7 @@ impl Forwarded {
         if let Some(event) = self.cache_event {
             set.push((CACHE_HEADER, event.name().to_owned()));
         }
-        let mut remove = upstream_headers::provider_headers_to_remove(headers.names());
+        let mut remove = upstream_headers::provider_headers_to_remove(headers);
         if let Some(changes) = translated {
             remove.extend(changes.remove);
             set.extend(changes.set);
@@ -270,8 +272,10 @@ impl Forwarded {
                 report.summary.refused_by = self.service_limit;
                 report.log("refused by the global rate limit service");
                 let reset = self.service_reset.as_deref().and_then(|seconds| seconds.trim().parse::<u64>().ok());
+                let seconds = reset.unwrap_or(1).max(1);
                 set.retain(|(name, _)| !name.starts_with("retry-after"));
-                set.push(("retry-after", reset.unwrap_or(1).max(1).to_string()));
+                set.push(("retry-after", seconds.to_string()));
+                set.push(("retry-after-ms", seconds.saturating_mul(1000).to_string()));
                 remove.push(RATE_LIMITED_HEADER.to_owned());
             }
         }
@@ -364,9 +368,9 @@ impl Forwarded {
                 reservation::settle(store, key, &reservation, charged, now_ns);
             }
             if config.quota.mode == QuotaMode::Global {
-                // What Envoy's rate limit filter charges the token limits at the stream's end.
-                // (Envoy refuses a `hits_addend` beyond 32 bits.)
-                report.set_property(TOKENS_PROPERTY, charged.min(u64::from(u32::MAX)).to_string());
+                // What Envoy's rate limit filter charges the token limits at the stream's end
+                // (Envoy drops a `hits_addend` over 1e9, so larger charges are capped there).
+                report.set_property(TOKENS_PROPERTY, charged.min(MAX_HITS_ADDEND).to_string());
             }
         }
         if matches!(self.refusal, Some(Refusal::RateLimitService | Refusal::RateLimitServiceDown)) {

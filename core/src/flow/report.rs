@@ -40,22 +40,23 @@ impl Report {
     /// Envoy writes access logs before a Wasm filter's `on_log`, so who and where are recorded when
     /// the request is forwarded, and the outcome and tokens when the response ends.
     pub fn record_properties(&mut self) {
-        let s = &self.summary;
-        let usage = s.usage;
-        let candidates = [
-            ("ai_gw_key_id", s.key_id.clone()),
-            ("ai_gw_model", s.model.clone()),
-            ("ai_gw_upstream", s.upstream.clone()),
-            ("ai_gw_cache", s.cache.map(|c| c.name().to_owned())),
-            ("ai_gw_limit", s.refused_by.map(|l| l.name().to_owned())),
-            ("ai_gw_outcome", s.outcome.map(|o| o.name().to_owned())),
-            ("ai_gw_attempts", s.attempts.map(|a| a.to_string())),
-            ("ai_gw_input_tokens", usage.map(|u| u.input_tokens.to_string())),
-            ("ai_gw_output_tokens", usage.map(|u| u.output_tokens.to_string())),
+        type Field = fn(&RequestSummary) -> Option<String>;
+        const FIELDS: [(&str, Field); 9] = [
+            ("ai_gw_key_id", |s| s.key_id.clone()),
+            ("ai_gw_model", |s| s.model.clone()),
+            ("ai_gw_upstream", |s| s.upstream.clone()),
+            ("ai_gw_cache", |s| s.cache.map(|c| c.name().to_owned())),
+            ("ai_gw_limit", |s| s.refused_by.map(|l| l.name().to_owned())),
+            ("ai_gw_outcome", |s| s.outcome.map(|o| o.name().to_owned())),
+            ("ai_gw_attempts", |s| s.attempts.map(|a| a.to_string())),
+            ("ai_gw_input_tokens", |s| s.usage.map(|u| u.input_tokens.to_string())),
+            ("ai_gw_output_tokens", |s| s.usage.map(|u| u.output_tokens.to_string())),
         ];
-        for (name, value) in candidates {
-            let Some(value) = value else { continue };
-            if !self.recorded_properties.contains(&name) {
+        for (name, field) in FIELDS {
+            if self.recorded_properties.contains(&name) {
+                continue;
+            }
+            if let Some(value) = field(&self.summary) {
                 self.recorded_properties.push(name);
                 self.pending_properties.push((name, value));
             }

@@ -12,7 +12,7 @@ use crate::config::{Config, Key, QuotaMode, GATEWAY_HEADER_PREFIX};
 use crate::endpoint::{classify, Classified, Endpoint, ModelEndpoint};
 use crate::metrics::Outcome;
 use crate::model_list;
-use crate::ports::HeaderMap;
+use crate::ports::{has_prefix, HeaderMap};
 use crate::quota;
 use crate::quota::global::LIMITS_HEADER;
 use crate::quota::headers::{LimitFamily, RateLimitHeaders};
@@ -154,8 +154,12 @@ fn admit_model_request(
         let error = ApiError::new(ErrorKind::UnsupportedMediaType, "unsupported_content_encoding", message);
         return Err(LocalReply::error(&error, format));
     }
-    let now_ns = io.clock.now_ns();
     let mut rate_headers = RateLimitHeaders::default();
+    if key.request_limits().next().is_none() {
+        // Nothing to count here (no request limits, or the global rate limit service counts them).
+        return Ok(AwaitingBody { key_index, endpoint, rate_headers });
+    }
+    let now_ns = io.clock.now_ns();
     match quota::take_all(io.store, key.request_limits(), 1, now_ns) {
         Ok(status) => rate_headers.set(LimitFamily::Requests, status),
         Err(refusal) => return Err(refusal_reply(refusal, key, io.store, now_ns, format, rate_headers, report)),
@@ -166,10 +170,11 @@ fn admit_model_request(
 /// Removes every client-sent `x-ai-gateway-*` header, and the cluster header whatever its name:
 /// only the gateway decides where a request goes and which key made it.
 fn strip_gateway_headers(headers: &mut dyn HeaderMap, cluster_header: Option<&str>) {
-    for name in headers.names() {
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with(GATEWAY_HEADER_PREFIX) || Some(lower.as_str()) == cluster_header {
-            headers.remove(&name);
-        }
+    let gateway_header = |name: &str| {
+        has_prefix(name, GATEWAY_HEADER_PREFIX)
+            || cluster_header.is_some_and(|cluster| name.eq_ignore_ascii_case(cluster))
+    };
+    for name in headers.names_where(&mut |name| gateway_header(name)) {
+        headers.remove(&name);
     }
 }

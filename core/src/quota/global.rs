@@ -45,26 +45,31 @@ pub fn service_limits(config: &Config) -> Vec<ServiceLimit> {
 /// reported it. Removed from responses once read: the client gets OpenAI's headers instead.
 pub const SERVICE_HEADERS: [&str; 3] = ["x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"];
 
-/// Which of `key`'s limits the service's headers describe (the one with that amount and window),
-/// and its status; `None` when they are absent, malformed or match no limit of the key.
-/// `limit` reads `10, 10;w=60` (the amount, then each limit with its window in seconds).
+/// Which of `key`'s limits the service's headers describe, and its status; `None` when they are
+/// absent, malformed or match no limit of the key. `limit` reads `10, 10;w=60, 1000;w=3600`: the
+/// amount of the limit closest to exhaustion, then every limit the request was checked against,
+/// each with its window in seconds. The one described is the key's limit with that amount and one
+/// of those windows.
 pub fn service_status(
     key: &Key,
     limit: Option<&str>,
     remaining: Option<&str>,
     reset: Option<&str>,
 ) -> Option<(LimitKind, LimitStatus)> {
-    let limit = limit?;
-    let (amount, policies) = limit.split_once(',').unwrap_or((limit, ""));
-    let amount: u64 = amount.trim().parse().ok()?;
-    let window: u64 = policies.split(';').find_map(|part| part.trim().strip_prefix("w="))?.trim().parse().ok()?;
+    let mut parts = limit?.split(',');
+    let amount: u64 = parts.next()?.trim().parse().ok()?;
     let remaining: u64 = remaining?.trim().parse().ok()?;
     let reset_seconds: u64 = reset?.trim().parse().ok()?;
-    let kind = key
-        .limits
-        .iter()
-        .find(|l| l.amount == amount && l.kind.period_ns() == window.saturating_mul(1_000_000_000))?
-        .kind;
+    let window_of = |policy: &str| -> Option<u64> {
+        let mut fields = policy.split(';');
+        let policy_amount: u64 = fields.next()?.trim().parse().ok()?;
+        let window = fields.find_map(|field| field.trim().strip_prefix("w="))?.trim().parse().ok()?;
+        (policy_amount == amount).then_some(window)
+    };
+    let kind = parts.filter_map(window_of).find_map(|window: u64| {
+        let period_ns = window.saturating_mul(1_000_000_000);
+        key.limits.iter().find(|l| l.amount == amount && l.kind.period_ns() == period_ns).map(|l| l.kind)
+    })?;
     Some((kind, LimitStatus { limit: amount, remaining, reset_ns: reset_seconds.saturating_mul(1_000_000_000) }))
 }
 
@@ -89,6 +94,9 @@ mod tests {
             (LimitKind::RequestsPerMinute, LimitStatus { limit: 10, remaining: 3, reset_ns: 42_000_000_000 })
         );
         assert_eq!(status("1000, 1000;w=86400", "0", "5").unwrap().0, LimitKind::TokensPerDay);
+        // Every limit checked is listed (Envoy names the closest to exhaustion first).
+        assert_eq!(status("10, 1000;w=86400, 10;w=60", "3", "42").unwrap(), requests);
+        assert_eq!(status("1000, 10;w=60, 1000;w=86400;name=x", "9", "5").unwrap().0, LimitKind::TokensPerDay);
         for (limit, remaining, reset) in
             [("10, 10;w=3600", "3", "1"), ("10", "3", "1"), ("x, 1;w=60", "1", "1"), ("10, 10;w=60", "-1", "1")]
         {

@@ -107,7 +107,9 @@ pub enum ResponseEnd {
 /// - a 2xx response that ended by its protocol (complete, or failed by an error event) and reported
 ///   usage: the usage;
 /// - an upstream error (not 2xx), or a failed stream that reported no usage: the prompt estimate;
-/// - anything else (client abort, stream cut short, no usage reported): the whole reservation.
+/// - anything else (client abort, stream cut short, no usage reported): the whole reservation, or
+///   the usage reported before the cut if that is more (Anthropic streams report the input tokens
+///   first: a small body can have a large input, `file_id` documents or image URLs).
 pub fn charge(reservation: &Reservation, status: Option<u16>, end: ResponseEnd, usage: Option<Usage>) -> u64 {
     let Estimate { reserved, prompt } = reservation.estimate;
     let prompt = prompt.min(reserved);
@@ -115,7 +117,7 @@ pub fn charge(reservation: &Reservation, status: Option<u16>, end: ResponseEnd, 
         (Some(200..=299), ResponseEnd::Complete | ResponseEnd::Failed, Some(usage)) => usage.total(),
         (Some(200..=299), ResponseEnd::Failed, None) => prompt,
         (Some(status), _, _) if !(200..=299).contains(&status) => prompt,
-        _ => reserved,
+        _ => reserved.max(usage.map_or(0, |usage| usage.total())),
     }
 }
 
@@ -183,6 +185,8 @@ mod tests {
             (Some(200), ResponseEnd::Failed, None, 20),
             (Some(200), ResponseEnd::Complete, None, 500),
             (Some(200), ResponseEnd::Cut, usage, 500),
+            // Cut after the provider reported more than was reserved (input tokens come first).
+            (Some(200), ResponseEnd::Cut, Some(Usage { input_tokens: 50_000, output_tokens: 1 }), 50_001),
             (Some(503), ResponseEnd::Complete, None, 20),
             (Some(429), ResponseEnd::Cut, usage, 20),
             (None, ResponseEnd::Cut, None, 500),

@@ -20,6 +20,9 @@ const KEY_CAPTURE_BYTES: usize = 16;
 /// The first size the usage copy gets; it grows up to `USAGE_CAPTURE_BYTES`.
 const USAGE_CAPTURE_START_BYTES: usize = 512;
 
+/// The bytes that open, close or separate something outside strings.
+const STRUCTURAL: [u8; 7] = [b'{', b'[', b'}', b']', b'"', b':', b','];
+
 /// The object keys the scanner tells apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Key {
@@ -225,6 +228,20 @@ impl JsonScanner {
             }
             if self.in_string {
                 bytes = self.string_bytes(bytes);
+            } else if self.document == DocumentState::Open && !self.value_pending {
+                // Whitespace, numbers and literals inside the document change nothing but the copy:
+                // skip to the next byte that opens, closes or separates something.
+                let plain = bytes.iter().position(|&b| STRUCTURAL.contains(&b)).unwrap_or(bytes.len());
+                let (run, rest) = bytes.split_at(plain);
+                self.usage_capture.copy(run);
+                match rest.split_first() {
+                    Some((&byte, rest)) => {
+                        self.usage_capture.copy(&[byte]);
+                        self.structural_byte(byte);
+                        bytes = rest;
+                    }
+                    None => bytes = rest,
+                }
             } else if let Some((&byte, rest)) = bytes.split_first() {
                 self.usage_capture.copy(&[byte]);
                 self.structural_byte(byte);

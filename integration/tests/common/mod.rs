@@ -31,9 +31,16 @@ pub async fn drained(envoy: &Envoy) {
     assert_eq!(stat(envoy, "http.ai_gateway.downstream_rq_active"), 0, "requests left in flight");
 }
 
+/// Envoy's `/stats/prometheus`, once the filter's workers have flushed what they gathered: each
+/// flushes its metrics every second, so this waits a little over two periods first.
+pub fn prometheus(envoy: &Envoy) -> String {
+    std::thread::sleep(Duration::from_millis(2_500));
+    envoy.admin("/stats/prometheus")
+}
+
 /// The sum of a Prometheus counter's series whose labels contain every `label="value"` given.
 pub fn metric_sum(envoy: &Envoy, name: &str, labels: &[&str]) -> f64 {
-    let metrics = envoy.admin("/stats/prometheus");
+    let metrics = prometheus(envoy);
     metrics
         .lines()
         .filter(|line| line.starts_with(&format!("{name}{{")) && labels.iter().all(|label| line.contains(label)))

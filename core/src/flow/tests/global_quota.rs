@@ -77,6 +77,7 @@ fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing
         action.apply_to(&mut response);
         assert!(action.hold_body);
         assert_eq!(response.get("retry-after").as_deref(), Some("17"));
+        assert_eq!(response.get("retry-after-ms").as_deref(), Some("17000"));
         assert_eq!(response.get(RATE_LIMITED_HEADER), None);
         let body = trip.flow.on_response_body(br#"{"error":{"message":""}}"#, true).replace.unwrap();
         let error: Value = serde_json::from_slice(&body).unwrap();

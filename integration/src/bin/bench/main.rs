@@ -1,15 +1,20 @@
 //! The benchmark: plain Envoy against Envoy with the filter (auth and routing; plus limits; a cache
 //! hit; a stream with usage counted; an OpenAI client translated to an Anthropic provider, JSON and a
-//! 200-event stream) and LiteLLM's proxy, all on the same fixed upstream, measured in one run with
-//! the configurations interleaved so that machine noise hits them alike.
+//! 200-event stream; prompts of 1, 32 and 256 KB; a 1,000-event stream) and LiteLLM's proxy, all on
+//! the same fixed upstream, measured in one run with the configurations interleaved so that machine
+//! noise hits them alike; then Envoy's memory per request in flight, and the cache key's hash in V8.
 //!
 //! Run it through `./scripts/bench.sh`, which installs `oha` and LiteLLM and builds everything.
 //! Environment: `BENCH_ROUNDS` (3), `BENCH_SECONDS` per measurement (5), `BENCH_CONNECTIONS` (32),
 //! `BENCH_RATE` for the fixed-rate latency runs (20/s), `BENCH_ONLY` (e.g. `a,b,d`: a subset; `a`
-//! is always measured, as the baseline), `OHA`, `LITELLM` (binaries).
+//! is always measured, as the baseline), `BENCH_CONCURRENCY` (Envoy's workers, 1), `OHA`, `LITELLM`
+//! (binaries).
+
+mod memory;
 
 use ai_gateway_core::auth::digest;
 use ai_gateway_core::config::Config;
+use ai_gateway_core::metrics::{CALLBACKS_METRIC, HOST_CALLS_METRIC};
 use ai_gateway_core::quota::global::DEFAULT_DOMAIN;
 use ai_gateway_integration::envoy::{http_get, Envoy, EnvoySetup};
 use ai_gateway_integration::paths::repo_root;
@@ -61,13 +66,24 @@ fn upstream_bootstrap() -> Value {
             "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
         ));
     }
-    stream.push_str("data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}\n\ndata: [DONE]\n\n");
+    let usage_event = "data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":9,\"total_tokens\":21}}\n\ndata: [DONE]\n\n";
+    // A long answer: 1,000 events (about 230 KB), the last with usage.
+    let mut long_stream = String::new();
+    for i in 0..999 {
+        long_stream.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" word{i}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
+        ));
+    }
+    long_stream.push_str(usage_event);
+    stream.push_str(usage_event);
     let answer = |body: &str, content_type: &str| json!({ "status": 200, "body": { "inline_string": body } , "content_type": content_type });
     let (json_answer, sse_answer) = (answer(CHAT, "application/json"), answer(&stream, "text/event-stream"));
     let (message, message_stream) = anthropic_answers();
     let (message_answer, message_sse) =
         (answer(&message, "application/json"), answer(&message_stream, "text/event-stream"));
     let streamed = json!([ { "name": "x-bench-stream", "present_match": true } ]);
+    let long = json!([ { "name": "x-bench-events", "present_match": true } ]);
+    let long_answer = answer(&long_stream, "text/event-stream");
     let route = |matcher: Value, answer: &Value| {
         json!({ "match": matcher, "direct_response": { "status": 200, "body": answer["body"] },
                 "response_headers_to_add": [ { "header": { "key": "content-type", "value": answer["content_type"] } } ] })
@@ -89,15 +105,26 @@ fn upstream_bootstrap() -> Value {
                             "{\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}" } } },
                         route(json!({ "prefix": "/v1/messages", "headers": streamed }), &message_sse),
                         route(json!({ "prefix": "/v1/messages" }), &message_answer),
+                        route(json!({ "prefix": "/", "headers": long }), &long_answer),
                         route(json!({ "prefix": "/", "headers": streamed }), &sse_answer),
                         route(json!({ "prefix": "/" }), &json_answer)
                     ] } ] },
                     // Read the whole request before answering, as a real provider does; answering
                     // early makes the proxy close the connection after every request.
                     "http_filters": [
+                        // For the memory measurements: `x-bench-hold` holds a request two seconds
+                        // before it is read; `x-bench-trickle` sends the answer at 1 KiB/s.
+                        { "name": "envoy.filters.http.fault", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+                            "delay": { "fixed_delay": "2s", "percentage": { "numerator": 100 } },
+                            "headers": [ { "name": "x-bench-hold", "present_match": true } ] } },
+                        { "name": "envoy.filters.http.fault.trickle", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+                            "response_rate_limit": { "fixed_limit": { "limit_kbps": 1 }, "percentage": { "numerator": 100 } },
+                            "headers": [ { "name": "x-bench-trickle", "present_match": true } ] } },
                         { "name": "envoy.filters.http.buffer", "typed_config": {
                             "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
-                            "max_request_bytes": 1048576 } },
+                            "max_request_bytes": 4194304 } },
                         { "name": "envoy.filters.http.router", "typed_config": {
                             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" } }
                     ]
@@ -115,6 +142,9 @@ fn filter_config(extra: Value) -> Value {
         "upstreams": {
             "openai": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider" } },
             "openai-stream": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-stream": "1" } },
+            "openai-events": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-events": "1000" } },
+            "openai-hold": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-hold": "1" } },
+            "openai-trickle": { "cluster": "upstream", "headers": { "authorization": "Bearer sk-provider", "x-bench-events": "1000", "x-bench-trickle": "1" } },
             "anthropic": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider" } },
             "anthropic-stream": { "cluster": "upstream", "api": "anthropic", "headers": { "x-api-key": "sk-provider", "x-bench-stream": "1" } },
             "failing": { "cluster": "upstream_failing", "path_prefix": "/fail/v1", "headers": { "authorization": "Bearer sk-provider" } },
@@ -123,6 +153,9 @@ fn filter_config(extra: Value) -> Value {
         "models": {
             "gpt-4o-mini": { "upstream": "openai", "model": "gpt-4o-mini-2024-07-18" },
             "gpt-4o-mini-stream": { "upstream": "openai-stream", "model": "gpt-4o-mini-2024-07-18" },
+            "gpt-4o-mini-events": { "upstream": "openai-events", "model": "gpt-4o-mini-2024-07-18" },
+            "gpt-4o-mini-hold": { "upstream": "openai-hold", "model": "gpt-4o-mini-2024-07-18" },
+            "gpt-4o-mini-trickle": { "upstream": "openai-trickle", "model": "gpt-4o-mini-2024-07-18" },
             "claude": { "upstream": "anthropic", "model": "claude-bench" },
             "claude-stream": { "upstream": "anthropic-stream", "model": "claude-bench" },
             "gpt-4o-mini-fallback": { "upstream": "failing", "model": "gpt-4o-mini-2024-07-18",
@@ -136,8 +169,25 @@ fn filter_config(extra: Value) -> Value {
     config
 }
 
+/// Envoy under test, with `BENCH_CONCURRENCY` workers (one by default).
 fn start_envoy(setup: EnvoySetup) -> Result<Envoy, String> {
-    Envoy::start(&EnvoySetup { concurrency: 1, ..setup })
+    let concurrency = u32::try_from(setting("BENCH_CONCURRENCY", 1)).unwrap_or(1).max(1);
+    Envoy::start(&EnvoySetup { concurrency, ..setup })
+}
+
+/// A chat request for `model` of about `size` bytes (the prompt padded with prose).
+fn chat_body(model: &str, size: usize, stream: bool) -> String {
+    let mut body = json!({ "model": model, "max_tokens": 64, "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] });
+    if stream {
+        body["stream"] = json!(true);
+    }
+    let bare = body.to_string().len();
+    if size > bare {
+        let filler: String =
+            "The quick brown fox jumps over the lazy dog. ".chars().cycle().take(size - bare).collect();
+        body["messages"][0]["content"] = json!(filler);
+    }
+    body.to_string()
 }
 
 /// Envoy with the filter in global quota mode, its rate limit service and Redis.
@@ -247,14 +297,31 @@ fn cpu_seconds(pid: u32) -> f64 {
     total as f64 / per_second
 }
 
+/// The prompt sizes measured, with the labels of their plain Envoy and (b) configurations.
+const SIZES: [(usize, &str, &str); 3] =
+    [(1024, "a-1k", "b-1k"), (32 * 1024, "a-32k", "b-32k"), (256 * 1024, "a-256k", "b-256k")];
+
+fn size_descriptions(size: usize) -> (&'static str, &'static str) {
+    match size / 1024 {
+        1 => ("Envoy, no filter: a 1 KB prompt", "(b) with a 1 KB prompt"),
+        32 => ("Envoy, no filter: a 32 KB prompt", "(b) with a 32 KB prompt"),
+        _ => ("Envoy, no filter: a 256 KB prompt", "(b) with a 256 KB prompt"),
+    }
+}
+
 /// One configuration under test.
 struct Scenario {
     label: &'static str,
     description: &'static str,
     url: String,
     key: &'static str,
-    body: String,
+    /// The request body, in a file (prompts can be larger than a command-line argument may be).
+    body_file: PathBuf,
+    /// Headers sent besides the credential and content type.
+    headers: Vec<(&'static str, &'static str)>,
     pid: u32,
+    /// The admin port of an Envoy with the filter (its host-call counters are read there).
+    admin_port: Option<u16>,
 }
 
 #[derive(Default, Clone)]
@@ -263,7 +330,25 @@ struct Figures {
     p50_ms: Vec<f64>,
     p99_ms: Vec<f64>,
     cpu_us: Vec<f64>,
+    /// The filter's host calls and Envoy's callbacks into it, per request.
+    host_calls: Vec<f64>,
+    callbacks: Vec<f64>,
     errors: u64,
+}
+
+/// The filter's counts of host calls and callbacks so far, once its worker has flushed them (every
+/// second).
+fn filter_counts(admin_port: u16) -> (f64, f64) {
+    std::thread::sleep(Duration::from_millis(1_500));
+    let stats = http_get(admin_port, "/stats?filter=ai_gateway_(host_calls|callbacks)_total").unwrap_or_default();
+    let value = |name: &str| {
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("wasmcustom.{name}: ")))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value(HOST_CALLS_METRIC), value(CALLBACKS_METRIC))
 }
 
 /// Runs oha; returns (requests per second, p50 ms, p99 ms, successful requests, non-200 answers).
@@ -284,7 +369,11 @@ fn oha(
             "-H",
             "content-type: application/json",
         ])
-        .args(["-d", &scenario.body]);
+        .arg("-D")
+        .arg(&scenario.body_file);
+    for (name, value) in &scenario.headers {
+        command.args(["-H", &format!("{name}: {value}")]);
+    }
     if let Some(rate) = rate {
         command.args(["-q", &rate.to_string(), "--latency-correction"]);
     }
@@ -370,81 +459,153 @@ fn main() -> Result<(), String> {
     .to_string();
     let failing_over = json!({ "model": "gpt-4o-mini-fallback", "max_tokens": 64, "messages": [ { "role": "user", "content": "Hello! Say hi back." } ] }).to_string();
     let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let bodies = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let body_file = |name: &str, body: &str| -> PathBuf {
+        let path = bodies.path().join(name);
+        let _ = std::fs::write(&path, body);
+        path
+    };
     let scenarios = [
         Scenario {
             label: "a",
             description: "Envoy, no filter",
             url: url(plain.port),
             key: KEY,
-            body: chat.clone(),
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: plain.pid,
+            admin_port: None,
         },
         Scenario {
             label: "b",
             description: "filter: auth + routing (body read, model rewritten)",
             url: url(routing.port),
             key: KEY,
-            body: chat.clone(),
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: routing.pid,
+            admin_port: Some(routing.admin_port),
         },
         Scenario {
             label: "c",
             description: "(b) + request and token limits",
             url: url(limited.port),
             key: KEY,
-            body: chat.clone(),
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: limited.pid,
+            admin_port: Some(limited.admin_port),
         },
         Scenario {
             label: "d",
             description: "filter: cache hit",
             url: url(cached.port),
             key: KEY,
-            body: chat.clone(),
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: cached.pid,
+            admin_port: Some(cached.admin_port),
         },
         Scenario {
             label: "e",
             description: "(c), streamed response, usage counted",
             url: url(limited.port),
             key: KEY,
-            body: stream,
+            body_file: body_file("stream", &stream),
+            headers: Vec::new(),
             pid: limited.pid,
+            admin_port: Some(limited.admin_port),
         },
         Scenario {
             label: "g",
             description: "(b), OpenAI client translated to an Anthropic provider",
             url: url(routing.port),
             key: KEY,
-            body: translated,
+            body_file: body_file("translated", &translated),
+            headers: Vec::new(),
             pid: routing.pid,
+            admin_port: Some(routing.admin_port),
         },
         Scenario {
             label: "h",
             description: "(g), a 200-event stream translated event by event",
             url: url(routing.port),
             key: KEY,
-            body: translated_stream,
+            body_file: body_file("translated_stream", &translated_stream),
+            headers: Vec::new(),
             pid: routing.pid,
+            admin_port: Some(routing.admin_port),
         },
         Scenario {
             label: "i",
             description: "(b), the primary answers 503 every time: Envoy retries on the fallback",
             url: url(routing.port),
             key: KEY,
-            body: failing_over,
+            body_file: body_file("failing_over", &failing_over),
+            headers: Vec::new(),
             pid: routing.pid,
+            admin_port: Some(routing.admin_port),
         },
     ];
-    let mut scenarios: Vec<Scenario> = scenarios.into_iter().filter(|s| selected(s.label)).collect();
+    let mut scenarios: Vec<Scenario> = scenarios.into_iter().collect();
+    // Real sizes: prompts of 1, 32 and 256 KB through plain Envoy and (b); a 1,000-event stream
+    // through plain Envoy and (c) (its usage read from the last event).
+    for (size, plain_label, filter_label) in SIZES {
+        let body = chat_body("gpt-4o-mini", size, false);
+        let file = body_file(plain_label, &body);
+        let (plain_description, filter_description) = size_descriptions(size);
+        scenarios.push(Scenario {
+            label: plain_label,
+            description: plain_description,
+            url: url(plain.port),
+            key: KEY,
+            body_file: file.clone(),
+            headers: Vec::new(),
+            pid: plain.pid,
+            admin_port: None,
+        });
+        scenarios.push(Scenario {
+            label: filter_label,
+            description: filter_description,
+            url: url(routing.port),
+            key: KEY,
+            body_file: file,
+            headers: Vec::new(),
+            pid: routing.pid,
+            admin_port: Some(routing.admin_port),
+        });
+    }
+    scenarios.push(Scenario {
+        label: "a-sse",
+        description: "Envoy, no filter: a 1,000-event stream (230 KB)",
+        url: url(plain.port),
+        key: KEY,
+        body_file: body_file("a-sse", &chat_body("gpt-4o-mini", 0, true)),
+        headers: vec![("x-bench-events", "1000")],
+        pid: plain.pid,
+        admin_port: None,
+    });
+    scenarios.push(Scenario {
+        label: "e-sse",
+        description: "(c), a 1,000-event stream, usage counted",
+        url: url(limited.port),
+        key: KEY,
+        body_file: body_file("e-sse", &chat_body("gpt-4o-mini-events", 0, true)),
+        headers: Vec::new(),
+        pid: limited.pid,
+        admin_port: Some(limited.admin_port),
+    });
+    scenarios.retain(|scenario| selected(scenario.label));
     if let Some(global) = &global {
         scenarios.push(Scenario {
             label: "j",
             description: "(c) with the limits counted by a global rate limit service (test service, Redis)",
             url: url(global.envoy.port),
             key: KEY,
-            body: chat.clone(),
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: global.envoy.pid,
+            admin_port: Some(global.envoy.admin_port),
         });
     }
     if let Some(litellm) = &litellm {
@@ -453,8 +614,10 @@ fn main() -> Result<(), String> {
             description: "LiteLLM proxy (master key), same upstream",
             url: url(litellm.port),
             key: LITELLM_KEY,
-            body: chat,
+            body_file: body_file("chat", &chat),
+            headers: Vec::new(),
             pid: litellm.child.id(),
+            admin_port: None,
         });
     }
 
@@ -462,9 +625,16 @@ fn main() -> Result<(), String> {
     for round in 1..=rounds {
         for (scenario, figures) in scenarios.iter().zip(figures.iter_mut()) {
             eprintln!("round {round}/{rounds}: ({}) {}", scenario.label, scenario.description);
+            let counts_before = scenario.admin_port.map(filter_counts);
             let cpu_before = cpu_seconds(scenario.pid);
             let (throughput, _, _, ok, not_ok) = oha(scenario, seconds, connections, None)?;
             let cpu = cpu_seconds(scenario.pid) - cpu_before;
+            if let (Some(port), Some((calls_before, callbacks_before))) = (scenario.admin_port, counts_before) {
+                let (calls, callbacks) = filter_counts(port);
+                let requests = (ok + not_ok).max(1) as f64;
+                figures.host_calls.push((calls - calls_before) / requests);
+                figures.callbacks.push((callbacks - callbacks_before) / requests);
+            }
             let (_, p50, p99, _, rate_not_ok) = oha(scenario, seconds, rate.min(connections).max(1), Some(rate))?;
             figures.throughput.push(throughput);
             figures.p50_ms.push(p50);
@@ -474,7 +644,13 @@ fn main() -> Result<(), String> {
         }
     }
 
-    let report = render(&scenarios, &figures, rounds, seconds, connections, rate);
+    let memory = match selected("m") {
+        true => Some(measure_memory(&[&plain, &routing, &limited], &body_file)?),
+        false => None,
+    };
+    let hashes = if selected("k") { cache_key_hashes() } else { Vec::new() };
+    let mut report = render(&scenarios, &figures, rounds, seconds, connections, rate);
+    report.push_str(&render_extras(memory.as_ref(), &hashes));
     println!("{report}");
     let out = repo_root().join("target/bench");
     let _ = std::fs::create_dir_all(&out);
@@ -482,6 +658,93 @@ fn main() -> Result<(), String> {
     eprintln!("report written to {}", Path::new("target/bench/report.md").display());
     drop((plain, routing, limited, cached, global, litellm, upstream));
     Ok(())
+}
+
+/// Envoy's added resident memory per request in flight, in bytes: plain and with the filter.
+struct MemoryFigures {
+    prompt: (f64, f64),
+    stream: (f64, f64),
+}
+
+/// Held 256 KB prompts (200 at once) through plain Envoy and (b); trickled 1,000-event streams
+/// (1,000 at once) through plain Envoy and (c).
+fn measure_memory(envoys: &[&Envoy; 3], body_file: &dyn Fn(&str, &str) -> PathBuf) -> Result<MemoryFigures, String> {
+    let [plain, routing, limited] = *envoys;
+    let oha = tool("OHA", ".bench/bin/oha");
+    let url = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let measure = |envoy: &Envoy, body: &PathBuf, headers: &[(&str, &str)], concurrency, seconds| {
+        eprintln!("memory: {concurrency} requests in flight on port {}", envoy.port);
+        let url = url(envoy.port);
+        let load = memory::Load { oha: &oha, url: &url, key: KEY, body_file: body, headers, concurrency, seconds };
+        memory::per_request_in_flight(envoy.pid, &load)
+    };
+    let held = |model| body_file(&format!("memory-{model}"), &chat_body(model, 256 * 1024, false));
+    let trickled = |model| body_file(&format!("memory-{model}"), &chat_body(model, 0, true));
+    let stream_headers = [("x-bench-events", "1000"), ("x-bench-trickle", "1")];
+    Ok(MemoryFigures {
+        prompt: (
+            measure(plain, &held("gpt-4o-mini"), &[("x-bench-hold", "1")], 200, 4)?,
+            measure(routing, &held("gpt-4o-mini-hold"), &[], 200, 4)?,
+        ),
+        stream: (
+            measure(plain, &trickled("gpt-4o-mini"), &stream_headers, 1000, 5)?,
+            measure(limited, &trickled("gpt-4o-mini-trickle"), &[], 1000, 5)?,
+        ),
+    })
+}
+
+/// The cache key's hash in V8: `core/examples/cache_key_hash.rs` built for wasm32-wasip1 (by
+/// `./scripts/bench.sh`) and run by Node (V8) through WASI. Rows: (prompt bytes, SHA-256 µs,
+/// BLAKE3 µs); none when the module or Node is missing.
+fn cache_key_hashes() -> Vec<(u64, f64, f64)> {
+    const RUN_WASI: &str = "import { readFile } from 'node:fs/promises'; import { WASI } from 'node:wasi'; \
+        const wasi = new WASI({ version: 'preview1', args: [], env: {} }); \
+        const module = await WebAssembly.compile(await readFile(process.env.CACHE_KEY_HASH_WASM)); \
+        wasi.start(await WebAssembly.instantiate(module, wasi.getImportObject()));";
+    let module = repo_root().join("target/wasm32-wasip1/release/examples/cache_key_hash.wasm");
+    eprintln!("cache key hash in V8 (Node): {}", module.display());
+    let output = Command::new("node")
+        .args(["--no-warnings", "--input-type=module", "-e", RUN_WASI])
+        .env("CACHE_KEY_HASH_WASM", &module)
+        .output();
+    let Ok(output) = output else { return Vec::new() };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The memory and cache-key sections of the report.
+fn render_extras(memory: Option<&MemoryFigures>, hashes: &[(u64, f64, f64)]) -> String {
+    let mut out = String::new();
+    if let Some(memory) = memory {
+        let kib = |bytes: f64| bytes / 1024.0;
+        out.push_str(&format!(
+            "\nMemory: Envoy's added resident memory per request in flight. 256 KB prompts (200 at once, held 2 s by the upstream): plain {:.0} KiB, (b) {:.0} KiB, the filter's share {:.0} KiB. \
+             1,000-event streams (1,000 at once, trickled at 1 KiB/s): plain {:.1} KiB, (c) {:.1} KiB, the filter's share {:.1} KiB.\n",
+            kib(memory.prompt.0),
+            kib(memory.prompt.1),
+            kib(memory.prompt.1 - memory.prompt.0),
+            kib(memory.stream.0),
+            kib(memory.stream.1),
+            kib(memory.stream.1 - memory.stream.0),
+        ));
+    }
+    if !hashes.is_empty() {
+        out.push_str("\nCache key hash in V8 (Node's, through WASI), µs per key:");
+        for (bytes, sha256, blake3) in hashes {
+            out.push_str(&format!(
+                " {} KB: SHA-256 {sha256:.1}, BLAKE3 {blake3:.1} ({:.1}x);",
+                bytes / 1024,
+                sha256 / blake3.max(f64::MIN_POSITIVE)
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn render(
@@ -504,12 +767,15 @@ fn render(
         })
         .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let concurrency = setting("BENCH_CONCURRENCY", 1).max(1);
+    let workers = if concurrency == 1 { "one worker".to_owned() } else { format!("{concurrency} workers") };
     let mut out = format!(
         "Benchmark: {rounds} interleaved rounds; per round and configuration, {seconds} s at saturation ({connections} connections) \
          and {seconds} s at a fixed {rate} requests/s. Median of rounds, [min-max] spread, (ratio to a).\n\
-         Machine: {machine}, {cores} cores. Proxies under test run with one worker (--concurrency 1); oha and the upstream share the machine.\n\n\
-         | | configuration | throughput (req/s) | p50 at {rate}/s (ms) | p99 at {rate}/s (ms) | CPU per request (µs) | non-200 |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n"
+         Machine: {machine}, {cores} cores. Proxies under test run with {workers} (--concurrency {concurrency}); oha and the upstream share the machine.\n\n\
+         Host calls and callbacks: the filter's calls into Envoy and Envoy's calls into the filter per request, counted by the filter.\n\n\
+         | | configuration | throughput (req/s) | p50 at {rate}/s (ms) | p99 at {rate}/s (ms) | CPU per request (µs) | host calls / callbacks | non-200 |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for (scenario, f) in scenarios.iter().zip(figures) {
         let cell = |values: &[f64], base: f64, digits: usize| {
@@ -517,14 +783,19 @@ fn render(
             let m = median(values);
             format!("{m:.digits$} [{lo:.digits$}-{hi:.digits$}] ({:.2}x)", m / base)
         };
+        let counts = match f.host_calls.is_empty() {
+            true => "-".to_owned(),
+            false => format!("{:.1} / {:.1}", median(&f.host_calls), median(&f.callbacks)),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             scenario.label,
             scenario.description,
             cell(&f.throughput, base_rps, 0),
             cell(&f.p50_ms, base_p50, 3),
             cell(&f.p99_ms, base_p99, 3),
             cell(&f.cpu_us, base_cpu, 1),
+            counts,
             f.errors
         ));
     }
@@ -538,6 +809,30 @@ fn render(
             cpu(b),
             cpu(g) - cpu(b),
             cpu(h) - cpu(b),
+        ));
+    }
+    let sizes: Vec<String> = SIZES
+        .iter()
+        .filter_map(|(size, plain_label, filter_label)| {
+            let (plain, filter) = (by_label(plain_label)?, by_label(filter_label)?);
+            let ratio = median(&filter.throughput) / median(&plain.throughput);
+            let added = median(&filter.cpu_us) - median(&plain.cpu_us);
+            Some(format!("{} KB {ratio:.2} (+{added:.1} µs of CPU)", size / 1024))
+        })
+        .collect();
+    if !sizes.is_empty() {
+        out.push_str(&format!(
+            "\nReal sizes: (b)'s throughput as a ratio to plain Envoy with the same prompt: {}.\n",
+            sizes.join(", ")
+        ));
+    }
+    if let (Some(plain), Some(e)) = (by_label("a-sse"), by_label("e-sse")) {
+        out.push_str(&format!(
+            "\n1,000-event stream: (c) with usage counted {:.2} of plain Envoy's throughput; CPU per request {:.1} µs against {:.1} µs (+{:.2} µs per event).\n",
+            median(&e.throughput) / median(&plain.throughput),
+            median(&e.cpu_us),
+            median(&plain.cpu_us),
+            (median(&e.cpu_us) - median(&plain.cpu_us)) / 1000.0,
         ));
     }
     if let (Some(c), Some(j)) = (by_label("c"), by_label("j")) {
