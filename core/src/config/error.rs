@@ -83,8 +83,8 @@ impl fmt::Display for ConfigError {
             Problem::ZeroLimit => write!(f, "limits must be positive integers"),
             Problem::LimitTooLargeForService => write!(
                 f,
-                "with `quota.mode: global` a limit is at most 4294967295 (the rate limit service counts in 32 bits); \
-                 use a shorter window (tokens_per_hour rather than tokens_per_day)"
+                "with `quota.mode: global` a limit is at most 4294967295 (the rate limit service counts each \
+                 window in 32 bits)"
             ),
             Problem::UnknownUpstream(name) => write!(f, "no upstream named {name:?} in `upstreams`"),
             Problem::RouteNeedsUpstreamOrTargets => write!(f, "a model route needs `upstream` or `targets`"),

@@ -123,10 +123,15 @@ impl UsageCapture {
         self.overflowed = false;
     }
 
+    /// Copies `more` when an object is being copied (checked inline: most bytes are not).
+    #[inline]
     fn copy(&mut self, more: &[u8]) {
-        if self.closes_at_depth.is_none() || self.overflowed {
-            return;
+        if self.closes_at_depth.is_some() && !self.overflowed {
+            self.append(more);
         }
+    }
+
+    fn append(&mut self, more: &[u8]) {
         let needed = self.bytes.len().saturating_add(more.len());
         if needed > USAGE_CAPTURE_BYTES {
             self.overflowed = true;

@@ -428,7 +428,7 @@ fn main() -> Result<(), String> {
     let routing = start_envoy(EnvoySetup::new(filter_config(json!({})), &chain_clusters))?;
     let mut limited_config = filter_config(json!({}));
     limited_config["keys"][0]["limits"] =
-        json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 1_000_000_000_000u64 });
+        json!({ "requests_per_second": 1_000_000_000u64, "tokens_per_minute": 4_000_000_000u64 });
     let limited = start_envoy(EnvoySetup::new(limited_config.clone(), &clusters))?;
     let cached = start_envoy(EnvoySetup::new(filter_config(json!({ "cache": {} })), &clusters))?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
