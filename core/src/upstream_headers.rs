@@ -106,6 +106,14 @@ pub fn provider_headers_to_remove(headers: &mut dyn HeaderMap) -> Vec<String> {
     removed
 }
 
+/// Removes from a provider's response trailers what [`provider_headers_to_remove`] removes from its
+/// headers: trailers reach the client too (HTTP/2, or HTTP/1.1 with trailers enabled).
+pub fn strip_provider_trailers(trailers: &mut dyn HeaderMap) {
+    for name in provider_headers_to_remove(trailers) {
+        trailers.remove(&name);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +176,9 @@ mod tests {
             "x-ratelimit-remaining-requests",
         ];
         assert_eq!(removed, expected);
+        strip_provider_trailers(&mut headers);
+        let left: Vec<String> = headers.names();
+        assert_eq!(left, ["retry-after", "x-request-id", "content-type"], "trailers are stripped alike");
     }
 
     #[test]

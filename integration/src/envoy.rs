@@ -40,8 +40,8 @@ pub struct EnvoySetup {
     /// Route every request to this cluster (a single-provider deployment) instead of the cluster
     /// the filter writes to the cluster header.
     pub fixed_cluster: Option<String>,
-    /// Keep HTTP/1.1 chunked request trailers (`http_protocol_options.enable_trailers`); Envoy
-    /// drops them by default.
+    /// Keep HTTP/1.1 chunked trailers (`http_protocol_options.enable_trailers`), the clients' and
+    /// the providers' (on every provider cluster); Envoy drops them by default.
     pub http1_trailers: bool,
     /// The route's `per_request_buffer_limit_bytes`: how much of a body Envoy keeps to retry it on
     /// the next provider of a fallback chain (by default, the listener's buffer limit).
@@ -95,6 +95,14 @@ impl EnvoySetup {
             .iter()
             .map(|(name, port)| loopback_cluster(name, *port, providers.get(name).map(String::as_str)))
             .collect();
+        if self.http1_trailers {
+            for cluster in &mut clusters {
+                cluster["typed_extension_protocol_options"] = json!({
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": { "http_protocol_options": { "enable_trailers": true } } } });
+            }
+        }
         if self.with_filter {
             let template_chain = template_chain_cluster(&template()?)?;
             for (chain, members) in fallback_chains(&self.filter_config, &providers) {

@@ -272,3 +272,95 @@ async fn envoys_own_errors_reach_the_client_in_its_api_format() {
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("request_too_large")), "{body}");
     assert!(gateway.openai.requests().is_empty());
 }
+
+/// A provider over HTTP/1.1 that answers every request with a chunked JSON chat completion and these
+/// trailers (Envoy keeps trailers only where `enable_trailers` is set). Returns its port.
+fn provider_with_trailers(trailers: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_with_trailers(stream, trailers));
+        }
+    });
+    port
+}
+
+fn answer_with_trailers(mut stream: std::net::TcpStream, trailers: &str) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // The gateway sends a content-length body: read the head, then that many bytes.
+    loop {
+        let Ok(read) = stream.read(&mut buffer) else { return };
+        if read == 0 {
+            return;
+        }
+        request.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+                .unwrap_or(0);
+            if request.len() >= head_end + 4 + length {
+                break;
+            }
+        }
+    }
+    let body =
+        r#"{"id":"c","object":"chat.completion","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n\
+         {:x}\r\n{body}\r\n0\r\n{trailers}\r\n",
+        body.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_trailers_are_stripped_like_its_headers() {
+    // Found by attacking: trailers reached clients unfiltered, the provider's account headers
+    // and forged x-ai-gateway-* among them.
+    let trailers = "x-ratelimit-remaining-tokens: provider\r\nset-cookie: provider=1\r\n\
+                    openai-organization: org-provider\r\nx-ai-gateway-cache: forged\r\n\
+                    x-envoy-ratelimited: true\r\nx-kept: ok\r\n";
+    let provider = provider_with_trailers(trailers);
+    let config = json!({
+        "keys": [ { "id": "alpha", "sha256": sha256_hex(ALPHA) } ],
+        "upstreams": { "openai": { "cluster": "openai_a", "headers": { "authorization": OPENAI_PROVIDER_KEY } } },
+        "models": { "gpt-4o": { "upstream": "openai" } }
+    });
+    let mut setup = ai_gateway_integration::envoy::EnvoySetup::new(config, &[("openai_a", provider)]);
+    setup.http1_trailers = true;
+    let envoy = tokio::task::block_in_place(|| ai_gateway_integration::envoy::Envoy::start(&setup)).unwrap();
+    let port = envoy.port;
+    let response = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let body = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+        write!(
+            stream,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {ALPHA}\r\n\
+             Content-Type: application/json\r\nTE: trailers\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("x-kept: ok"), "the provider's other trailers pass: {response}");
+    let lower = response.to_ascii_lowercase();
+    for stripped in [
+        "x-ratelimit-remaining-tokens",
+        "set-cookie",
+        "openai-organization",
+        "x-ai-gateway-cache",
+        "x-envoy-ratelimited",
+    ] {
+        assert!(!lower.contains(stripped), "{stripped} reached the client: {response}");
+    }
+}

@@ -129,6 +129,7 @@ impl HttpContext for AttemptHttp {
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         calls::callback();
+        self.flow.on_response_trailers(&mut HostHeaders::new(MapType::HttpResponseTrailers));
         let buffered = if self.hold_response_body { usize::MAX } else { 0 };
         self.pass_response_body(buffered, true);
         Action::Continue

@@ -171,6 +171,7 @@ impl HttpContext for GatewayHttp {
     /// over whole now, then the request is settled.
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         calls::callback();
+        self.flow.on_response_trailers(&mut HostHeaders::new(MapType::HttpResponseTrailers));
         // A held body is still buffered: read it whole (the size is capped by what is there).
         let buffered = if self.hold_response_body { usize::MAX } else { 0 };
         self.pass_response_body(buffered, true);

@@ -150,6 +150,11 @@ impl AttemptFlow {
     }
 
     /// A chunk of the provider's answer (a held answer whole, once): the client's bytes.
+    /// The attempt's trailers: the provider's account headers removed, as from its headers.
+    pub fn on_response_trailers(&mut self, trailers: &mut dyn HeaderMap) {
+        upstream_headers::strip_provider_trailers(trailers);
+    }
+
     pub fn on_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> ResponseBodyAction {
         let State::Sent { translator: Some(translator), .. } = &mut self.state else {
             return ResponseBodyAction { read_body: false, replace: None };

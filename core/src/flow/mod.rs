@@ -21,6 +21,7 @@ use crate::api_error::{ApiError, ApiFormat, ErrorKind};
 use crate::config::{Config, QuotaMode};
 use crate::metrics::RequestSummary;
 use crate::ports::{Clock, HeaderMap, ResponseInfo, SharedStore};
+use crate::upstream_headers;
 use admission::Decision;
 use forwarded::Forwarded;
 use report::Report;
@@ -125,6 +126,12 @@ impl RequestFlow {
             },
             _ => ResponseHeadersAction::default(),
         }
+    }
+
+    /// The response's trailers: the provider's account headers and `x-ai-gateway-*` removed, as
+    /// from its headers.
+    pub fn on_response_trailers(&mut self, trailers: &mut dyn HeaderMap) {
+        upstream_headers::strip_provider_trailers(trailers);
     }
 
     /// A chunk of the response body, as it passes (it is never held back).
