@@ -94,20 +94,6 @@ fn a_refusal_of_the_rate_limit_filter_speaks_the_clients_api_and_charges_nothing
 }
 
 #[test]
-fn a_providers_429_cannot_pass_for_the_services_refusal() {
-    let config = config();
-    let store = FakeStore::default();
-    let auth = [("authorization", "Bearer sk-alpha")];
-    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
-    let mut response =
-        FakeHeaders::new(&[(":status", "429"), (RATE_LIMITED_HEADER, "true"), ("content-type", "application/json")]);
-    let action = trip.flow.on_response_headers(&mut response, &NOW, false);
-    assert!(!action.hold_body, "Envoy says the provider answered: its answer passes as it is");
-    assert_eq!(trip.flow.on_response_body(br#"{"error":{"message":"slow down"}}"#, true).replace, None);
-    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().outcome, Some(Outcome::UpstreamError));
-}
-
-#[test]
 fn the_service_down_refuses_in_the_clients_api_or_is_reported_when_it_lets_requests_through() {
     let config = config();
     let store = FakeStore::default();
@@ -181,16 +167,23 @@ fn the_services_view_of_a_limit_reaches_the_client_in_openais_headers() {
 }
 
 #[test]
-fn in_local_mode_a_providers_429_is_a_provider_error_whatever_its_headers() {
-    let config =
+fn a_providers_429_is_a_provider_error_in_either_mode_whatever_its_headers() {
+    // In global mode Envoy's code details say the provider answered: its x-envoy-ratelimited cannot
+    // pass for the service's refusal.
+    let local =
         TestConfig::new().key("alpha", &["sk-alpha"], json!({ "limits": { "tokens_per_day": 100_000 } })).build();
-    let store = FakeStore::default();
-    let auth = [("authorization", "Bearer sk-alpha")];
-    let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
-    let mut response =
-        FakeHeaders::new(&[(":status", "429"), (RATE_LIMITED_HEADER, "true"), ("content-type", "application/json")]);
-    let action = trip.flow.on_response_headers(&mut response, &NOW, false);
-    assert!(!action.hold_body, "the provider's answer passes as it is");
-    trip.flow.on_response_body(br#"{"error":{"message":"slow down"}}"#, true);
-    assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().outcome, Some(Outcome::UpstreamError));
+    for config in [local, config()] {
+        let store = FakeStore::default();
+        let auth = [("authorization", "Bearer sk-alpha")];
+        let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
+        let mut response = FakeHeaders::new(&[
+            (":status", "429"),
+            (RATE_LIMITED_HEADER, "true"),
+            ("content-type", "application/json"),
+        ]);
+        let action = trip.flow.on_response_headers(&mut response, &NOW, false);
+        assert!(!action.hold_body, "the provider's answer passes as it is ({:?})", config.quota.mode);
+        assert_eq!(trip.flow.on_response_body(br#"{"error":{"message":"slow down"}}"#, true).replace, None);
+        assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().outcome, Some(Outcome::UpstreamError));
+    }
 }
