@@ -10,7 +10,7 @@ mod listener;
 use ai_gateway_core::api_error::{ApiError, ApiFormat, ErrorKind};
 use ai_gateway_core::config::{Config, Role};
 use ai_gateway_core::flow::{Io, LocalReply};
-use ai_gateway_core::metrics::{Metric, MetricKind, PendingMetrics, RequestSummary, Series};
+use ai_gateway_core::metrics::{Metric, MetricKind, PendingMetrics, PendingSeries, RequestSummary, Series};
 use ai_gateway_core::ports::{Clock, HeaderMap, ResponseInfo, SharedStore, StoreError};
 use ai_gateway_core::quota;
 use ai_gateway_core::routing::next_random;
@@ -47,41 +47,46 @@ thread_local! {
     static FLUSH_EVERY_REQUEST: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Gathers a finished request's metrics; they reach Envoy at the next flush.
+/// Gathers a finished request's counters (they reach Envoy at the next flush) and records its
+/// histogram samples.
 fn emit(summary: &RequestSummary) {
-    PENDING_METRICS.with(|pending| pending.borrow_mut().add_request(summary));
+    PENDING_METRICS.with(|pending| pending.borrow_mut().add_request(summary, hand_over));
     if FLUSH_EVERY_REQUEST.with(Cell::get) {
         flush_metrics();
     }
 }
 
-/// Hands the gathered metrics to Envoy, with this worker's count of host calls and callbacks.
+/// One series' news to Envoy: the metric defined on first use (its id kept), then the counter's
+/// increase or the histogram's samples.
+fn hand_over(series: PendingSeries) {
+    let id = match *series.host_id {
+        Some(id) => id,
+        None => {
+            let kind = match series.kind {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Histogram => MetricType::Histogram,
+            };
+            let Ok(id) = calls::define_metric(kind, series.name) else { return };
+            *series.host_id = Some(id);
+            id
+        }
+    };
+    if series.total > 0 {
+        let _ = calls::increment_metric(id, i64::try_from(series.total).unwrap_or(i64::MAX));
+    }
+    for &sample in series.samples {
+        let _ = calls::record_metric(id, sample);
+    }
+}
+
+/// Hands the gathered counters to Envoy, with this worker's count of host calls and callbacks.
 fn flush_metrics() {
     PENDING_METRICS.with(|pending| {
         let mut pending = pending.borrow_mut();
         let (host_calls, callbacks) = calls::take_counts();
-        pending.add(Series::plain(Metric::HostCalls), host_calls);
-        pending.add(Series::plain(Metric::Callbacks), callbacks);
-        pending.flush(|series| {
-            let id = match *series.host_id {
-                Some(id) => id,
-                None => {
-                    let kind = match series.kind {
-                        MetricKind::Counter => MetricType::Counter,
-                        MetricKind::Histogram => MetricType::Histogram,
-                    };
-                    let Ok(id) = calls::define_metric(kind, series.name) else { return };
-                    *series.host_id = Some(id);
-                    id
-                }
-            };
-            if series.total > 0 {
-                let _ = calls::increment_metric(id, i64::try_from(series.total).unwrap_or(i64::MAX));
-            }
-            for &sample in series.samples {
-                let _ = calls::record_metric(id, sample);
-            }
-        });
+        pending.add(Series::plain(Metric::HostCalls), host_calls, &mut hand_over);
+        pending.add(Series::plain(Metric::Callbacks), callbacks, &mut hand_over);
+        pending.flush(hand_over);
     });
 }
 

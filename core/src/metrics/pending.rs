@@ -1,7 +1,9 @@
-//! Metric changes gathered inside the VM between flushes to the host: a request costs no host call
-//! for its metrics, and no name is formatted for it. Each series is kept once it has been seen (as
-//! Envoy keeps its stats: the labels come from the configuration and fixed lists, so the set is
-//! bounded), with its name formatted once and the host's id for it.
+//! Metric changes gathered inside the VM between flushes to the host: a request's counters cost no
+//! host call, and no name is formatted for it. Each series is kept once it has been seen (as Envoy
+//! keeps its stats: the labels come from the configuration and fixed lists, so the set is bounded),
+//! with its name formatted once and the host's id for it. Histogram samples are handed over as
+//! they come (one host call each, as Envoy's ABI records them): gathered, a busy worker's second of
+//! them would be one long pause at the flush.
 
 use super::{each_series, Metric, MetricKind, RequestSummary, Series};
 use std::collections::HashMap;
@@ -18,8 +20,6 @@ struct Entry {
     host_id: Option<u32>,
     /// A counter's increase since the last flush.
     total: u64,
-    /// A histogram's samples since the last flush.
-    samples: Vec<u64>,
 }
 
 /// String equality that never calls `memcmp` for empty strings (glibc's AVX-512 `memcmp` on a
@@ -38,12 +38,12 @@ impl Entry {
     }
 
     fn has_news(&self) -> bool {
-        self.total > 0 || !self.samples.is_empty()
+        self.total > 0
     }
 }
 
-/// What one series gathered, as the host hands it over: its name, the id the host gave it (kept
-/// here for the next flush), and its increase or samples.
+/// What one series has for the host: its name, the id the host gave it (kept here for the next
+/// time), and a counter's increase or a histogram's sample.
 #[derive(Debug)]
 pub struct PendingSeries<'a> {
     pub name: &'a str,
@@ -79,13 +79,14 @@ fn series_hash(series: &Series) -> u64 {
 }
 
 impl PendingMetrics {
-    /// Adds what one finished request changes.
-    pub fn add_request(&mut self, summary: &RequestSummary) {
-        each_series(summary, |series, value| self.add(series, value));
+    /// Adds what one finished request changes; its histogram samples go to `record` at once.
+    pub fn add_request(&mut self, summary: &RequestSummary, mut record: impl FnMut(PendingSeries)) {
+        each_series(summary, |series, value| self.add(series, value, &mut record));
     }
 
-    /// Adds `value` to a counter series, or records it as a histogram sample.
-    pub fn add(&mut self, series: Series, value: u64) {
+    /// Adds `value` to a counter series (handed over at the next flush), or hands it to `record`
+    /// as a histogram sample.
+    pub fn add(&mut self, series: Series, value: u64, record: &mut dyn FnMut(PendingSeries)) {
         let hash = series_hash(&series);
         let slots = self.index.entry(hash).or_default();
         let found = slots.iter().copied().find(|&index| self.entries.get(index).is_some_and(|entry| entry.is(&series)));
@@ -102,7 +103,6 @@ impl PendingMetrics {
                     name: series.name(),
                     host_id: None,
                     total: 0,
-                    samples: Vec::new(),
                 });
                 self.entries.len() - 1
             }
@@ -110,11 +110,17 @@ impl PendingMetrics {
         let Some(entry) = self.entries.get_mut(index) else { return };
         match series.metric.kind() {
             MetricKind::Counter => entry.total = entry.total.saturating_add(value),
-            MetricKind::Histogram => entry.samples.push(value),
+            MetricKind::Histogram => record(PendingSeries {
+                name: &entry.name,
+                kind: MetricKind::Histogram,
+                host_id: &mut entry.host_id,
+                total: 0,
+                samples: &[value],
+            }),
         }
     }
 
-    /// Hands every series with something gathered to `flush`, then starts gathering anew.
+    /// Hands every counter with something gathered to `flush`, then starts gathering anew.
     pub fn flush(&mut self, mut flush: impl FnMut(PendingSeries)) {
         for entry in self.entries.iter_mut().filter(|entry| entry.has_news()) {
             flush(PendingSeries {
@@ -122,10 +128,9 @@ impl PendingMetrics {
                 kind: entry.metric.kind(),
                 host_id: &mut entry.host_id,
                 total: entry.total,
-                samples: &entry.samples,
+                samples: &[],
             });
             entry.total = 0;
-            entry.samples.clear();
         }
     }
 
@@ -141,15 +146,18 @@ mod tests {
     use crate::metrics::{updates, Outcome};
     use crate::usage::Usage;
 
-    fn flushed(pending: &mut PendingMetrics) -> Vec<(String, u64, Vec<u64>)> {
+    fn flushed(pending: &mut PendingMetrics) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        pending.flush(|series| out.push((series.name.to_owned(), series.total, series.samples.to_vec())));
+        pending.flush(|series| out.push((series.name.to_owned(), series.total)));
         out.sort();
         out
     }
 
+    /// Ignores histogram samples.
+    fn no_samples(_: PendingSeries) {}
+
     #[test]
-    fn requests_are_summed_per_series_and_named_as_the_updates_name_them() {
+    fn counters_are_summed_per_series_and_samples_go_at_once_named_as_the_updates_name_them() {
         let summary = |key: &str, input| RequestSummary {
             key_id: Some(key.into()),
             model: Some("gpt-4o".into()),
@@ -160,16 +168,21 @@ mod tests {
             ..Default::default()
         };
         let mut pending = PendingMetrics::default();
+        let mut samples = Vec::new();
         for (key, input) in [("a", 10), ("b", 20), ("a", 30)] {
-            pending.add_request(&summary(key, input));
+            pending.add_request(&summary(key, input), |series| {
+                assert_eq!((series.kind, series.total), (MetricKind::Histogram, 0));
+                samples.push((series.name.to_owned(), series.samples.to_vec()));
+            });
         }
+        let duration = "ai_gateway_upstream_duration_ms;model=gpt-4o;upstream=openai".to_owned();
+        assert_eq!(samples, [(duration.clone(), vec![10]), (duration.clone(), vec![20]), (duration, vec![30])]);
         let gathered = flushed(&mut pending);
         let name = |key: &str, index: usize| updates(&summary(key, 0))[index].name.clone();
-        assert!(gathered.contains(&(name("a", 0), 2, vec![])), "{gathered:?}");
-        assert!(gathered.contains(&(name("b", 0), 1, vec![])), "{gathered:?}");
-        assert!(gathered.contains(&(name("a", 1), 40, vec![])), "{gathered:?}");
-        let duration = "ai_gateway_upstream_duration_ms;model=gpt-4o;upstream=openai".to_owned();
-        assert!(gathered.contains(&(duration, 0, vec![10, 20, 30])), "{gathered:?}");
+        assert!(gathered.contains(&(name("a", 0), 2)), "{gathered:?}");
+        assert!(gathered.contains(&(name("b", 0), 1)), "{gathered:?}");
+        assert!(gathered.contains(&(name("a", 1), 40)), "{gathered:?}");
+        assert_eq!(gathered.len(), 6, "counters only: {gathered:?}");
         assert_eq!(pending.series_count(), 7);
         assert!(flushed(&mut pending).is_empty(), "nothing new since the flush");
     }
@@ -177,12 +190,12 @@ mod tests {
     #[test]
     fn a_series_keeps_the_hosts_id_between_flushes() {
         let mut pending = PendingMetrics::default();
-        pending.add(Series::plain(Metric::HostCalls), 5);
+        pending.add(Series::plain(Metric::HostCalls), 5, &mut no_samples);
         pending.flush(|series| {
             assert_eq!((series.name, series.total, *series.host_id), ("ai_gateway_host_calls_total", 5, None));
             *series.host_id = Some(42);
         });
-        pending.add(Series::plain(Metric::HostCalls), 1);
+        pending.add(Series::plain(Metric::HostCalls), 1, &mut no_samples);
         pending.flush(|series| assert_eq!((series.total, *series.host_id), (1, Some(42))));
     }
 
@@ -190,8 +203,8 @@ mod tests {
     fn series_differing_in_one_label_are_apart_even_when_their_fields_concatenate_alike() {
         let mut pending = PendingMetrics::default();
         let series = |key_id, model| Series { metric: Metric::InputTokens, key_id, model, upstream: "", detail: "" };
-        pending.add(series("ab", "c"), 1);
-        pending.add(series("a", "bc"), 2);
+        pending.add(series("ab", "c"), 1, &mut no_samples);
+        pending.add(series("a", "bc"), 2, &mut no_samples);
         assert_eq!(pending.series_count(), 2);
     }
 }
