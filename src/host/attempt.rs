@@ -56,7 +56,10 @@ impl AttemptHttp {
         if !(self.read_response_body || self.hold_response_body) {
             return;
         }
-        let chunk = calls::get_buffer(BufferType::HttpResponseBody, 0, body_size);
+        let chunk = match body_size {
+            0 => Vec::new(),
+            _ => calls::get_buffer(BufferType::HttpResponseBody, 0, body_size),
+        };
         let action = self.flow.on_response_body(&chunk, end_of_stream);
         self.read_response_body = action.read_body;
         if let Some(bytes) = action.replace {

@@ -77,7 +77,8 @@ impl GatewayHttp {
     /// Hands the flow the body it asked for (the current chunk, or a held body whole) and puts the
     /// client's bytes in its place when the flow changed them.
     fn pass_response_body(&mut self, body_size: usize, end_of_stream: bool) {
-        let chunk = match self.read_response_body || self.hold_response_body {
+        // An empty end of stream (Envoy's last callback after the data) has nothing to read.
+        let chunk = match (self.read_response_body || self.hold_response_body) && body_size > 0 {
             true => calls::get_buffer(BufferType::HttpResponseBody, 0, body_size),
             false => Vec::new(),
         };
