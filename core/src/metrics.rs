@@ -113,7 +113,8 @@ pub enum MetricKind {
     Histogram,
 }
 
-/// One change to one series.
+/// One change to one series, named (the tests' view of what a request adds).
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricUpdate {
     pub name: String,
@@ -259,7 +260,9 @@ pub fn each_series<'a>(summary: &'a RequestSummary, mut change: impl FnMut(Serie
     }
 }
 
-/// The updates one finished request makes, named.
+/// The updates one finished request makes, named (the tests' view; the filter gathers them in
+/// [`PendingMetrics`]).
+#[cfg(test)]
 pub fn updates(summary: &RequestSummary) -> Vec<MetricUpdate> {
     let mut out = Vec::new();
     each_series(summary, |series, value| {

@@ -69,10 +69,10 @@ pub fn apply(headers: &mut dyn HeaderMap, allowed: &[String], cluster_header: &s
     names.dedup();
     let mut answer_changing = Vec::new();
     for name in names {
-        let lower = name.to_ascii_lowercase();
-        match treatment(&lower, allowed, cluster_header) {
+        match judged(&name) {
             Treatment::Proxy => {}
             Treatment::AnswerChanging => {
+                let lower = name.to_ascii_lowercase();
                 answer_changing.extend(headers.get_all(&name).into_iter().map(|value| (lower.clone(), value)))
             }
             Treatment::Removed => headers.remove(&name),

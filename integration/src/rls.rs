@@ -183,7 +183,6 @@ pub fn filter_document(text: &str) -> Result<String, String> {
     }
     let mut found = Vec::new();
     find_filter_configuration(&value, &mut found);
-    found.dedup();
     match found.len() {
         0 => Err("no `ai_gateway` filter with an inline configuration in this Envoy config or EnvoyFilter".to_owned()),
         1 => Ok(found.remove(0)),

@@ -76,7 +76,7 @@ pub(super) struct Forwarded {
     /// The response is a reply of Envoy's own, replaced by an error in the client's format.
     refusal: Option<Refusal>,
     /// Seconds until the rate limit service's tightest limit resets, as its headers said.
-    service_reset: Option<String>,
+    service_reset_seconds: Option<u64>,
     /// The key's limit the rate limit service's headers described (its tightest).
     service_limit: Option<LimitKind>,
 }
@@ -94,6 +94,11 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// A refusal of Envoy's rate limit filter: nothing was sent upstream.
+    fn before_upstream(self) -> bool {
+        matches!(self, Refusal::RateLimitService | Refusal::RateLimitServiceDown)
+    }
+
     fn error(self) -> ApiError {
         match self {
             Refusal::ChainUnavailable => ApiError::new(
@@ -135,7 +140,7 @@ impl Forwarded {
             translator: None,
             response,
             refusal: None,
-            service_reset: None,
+            service_reset_seconds: None,
             service_limit: None,
         }
     }
@@ -210,7 +215,7 @@ impl Forwarded {
             self.rate_headers.set(LimitFamily::of(kind), Some(status));
             self.service_limit = Some(kind);
         }
-        self.service_reset = reset;
+        self.service_reset_seconds = reset.and_then(|seconds| seconds.trim().parse().ok());
         for name in SERVICE_HEADERS {
             headers.remove(name);
         }
@@ -271,8 +276,7 @@ impl Forwarded {
             Refusal::RateLimitService => {
                 report.summary.refused_by = self.service_limit;
                 report.log("refused by the global rate limit service");
-                let reset = self.service_reset.as_deref().and_then(|seconds| seconds.trim().parse::<u64>().ok());
-                let seconds = reset.unwrap_or(1).max(1);
+                let seconds = self.service_reset_seconds.unwrap_or(1).max(1);
                 set.retain(|(name, _)| !name.starts_with("retry-after"));
                 set.push(("retry-after", seconds.to_string()));
                 set.push(("retry-after-ms", seconds.saturating_mul(1000).to_string()));
@@ -359,10 +363,10 @@ impl Forwarded {
             summary.cache_store = Some(recorder.store(store, settings, now_ns));
         }
         if let Some(reservation) = self.reservation.take() {
-            // A refusal of the rate limit filter: nothing was sent upstream.
-            let charged = match self.refusal {
-                Some(Refusal::RateLimitService | Refusal::RateLimitServiceDown) => 0,
-                _ => reservation::charge(&reservation, status, end, usage),
+            let refused_before_upstream = self.refusal.is_some_and(Refusal::before_upstream);
+            let charged = match refused_before_upstream {
+                true => 0,
+                false => reservation::charge(&reservation, status, end, usage),
             };
             if let Some(key) = config.key(reservation.key_index) {
                 reservation::settle(store, key, &reservation, charged, now_ns);
@@ -373,11 +377,7 @@ impl Forwarded {
                 report.set_property(TOKENS_PROPERTY, charged.min(MAX_HITS_ADDEND).to_string());
             }
         }
-        if matches!(self.refusal, Some(Refusal::RateLimitService | Refusal::RateLimitServiceDown)) {
-            report.record_properties();
-            return;
-        }
-        if !succeeded {
+        if !succeeded && !self.refusal.is_some_and(Refusal::before_upstream) {
             let status = status.map_or("none".to_owned(), |s| s.to_string());
             report.log(&format!("upstream_error status={status} end={end:?} transport_ended={}", self.response.ended));
         }

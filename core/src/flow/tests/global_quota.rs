@@ -35,6 +35,18 @@ fn tokens_left(store: &FakeStore, config: &Config) -> u64 {
     quota::take(store, limit, 0, NOW).unwrap().remaining
 }
 
+/// A provider's 200 as the rate limit filter passes it on: with the service's count of the key's
+/// request limit (1 a minute, none left, full again in 42 s).
+fn counted_answer() -> FakeHeaders {
+    FakeHeaders::new(&[
+        (":status", "200"),
+        ("content-type", "application/json"),
+        ("x-ratelimit-limit", "1, 1;w=60"),
+        ("x-ratelimit-remaining", "0"),
+        ("x-ratelimit-reset", "42"),
+    ])
+}
+
 const CHAT: &str = r#"{"model":"gpt-4o","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"#;
 
 #[test]
@@ -122,13 +134,7 @@ fn the_service_down_refuses_in_the_clients_api_or_is_reported_when_it_lets_reque
     assert!(trip.flow.take_logs().iter().any(|line| line.contains("gave no count for this key")));
     // Counted: nothing to report.
     let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
-    let mut response = FakeHeaders::new(&[
-        (":status", "200"),
-        ("content-type", "application/json"),
-        ("x-ratelimit-limit", "1, 1;w=60"),
-        ("x-ratelimit-remaining", "0"),
-        ("x-ratelimit-reset", "42"),
-    ]);
+    let mut response = counted_answer();
     trip.flow.on_response_headers(&mut response, &NOW, false);
     trip.flow.on_response_body(b"{}", true);
     assert_eq!(trip.flow.on_done(&store, &NOW).unwrap().service_failure, None);
@@ -151,13 +157,7 @@ fn the_services_view_of_a_limit_reaches_the_client_in_openais_headers() {
     let store = FakeStore::default();
     let auth = [("authorization", "Bearer sk-alpha")];
     let mut trip = Trip::send(&config, &store, NOW, request("POST", "/v1/chat/completions", &auth), CHAT);
-    let mut response = FakeHeaders::new(&[
-        (":status", "200"),
-        ("content-type", "application/json"),
-        ("x-ratelimit-limit", "1, 1;w=60"),
-        ("x-ratelimit-remaining", "0"),
-        ("x-ratelimit-reset", "42"),
-    ]);
+    let mut response = counted_answer();
     trip.flow.on_response_headers(&mut response, &NOW, false).apply_to(&mut response);
     assert_eq!(response.get("x-ratelimit-limit-requests").as_deref(), Some("1"));
     assert_eq!(response.get("x-ratelimit-remaining-requests").as_deref(), Some("0"));
